@@ -1,0 +1,391 @@
+package otelmetrics
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	// The SDK's resource detectors use this version; the same one keeps
+	// merged resources free of schema URL conflicts.
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// Variables read by NewMeterProvider itself. Everything else is left to the
+// SDK, which reads it when the exporter and the periodic reader are built.
+const (
+	envSDKDisabled     = "OTEL_SDK_DISABLED"
+	envMetricsExporter = "OTEL_METRICS_EXPORTER"
+	envProtocol        = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	envMetricsProtocol = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+)
+
+// OTLP transport protocols, spelled as in OTEL_EXPORTER_OTLP_PROTOCOL.
+const (
+	ProtocolGRPC         = "grpc"
+	ProtocolHTTPProtobuf = "http/protobuf"
+)
+
+// ErrConflictingExporterOptions is returned by NewMeterProvider when both
+// WithExporterOptions and WithHTTPExporterOptions are given: each pins a
+// different protocol.
+var ErrConflictingExporterOptions = errors.New("otelmetrics: both gRPC and HTTP exporter options given")
+
+// EnvError reports an OTEL_* variable whose value NewMeterProvider cannot
+// honour. It fails the call instead of being guessed around, because a wrong
+// guess sends metrics nowhere without a word.
+type EnvError struct {
+	Name      string // the variable
+	Value     string // its value
+	Supported string // the values accepted, for the message
+}
+
+// Error implements error.
+func (e *EnvError) Error() string {
+	return fmt.Sprintf("otelmetrics: unsupported %s=%q (supported: %s)", e.Name, e.Value, e.Supported)
+}
+
+// ProviderOption configures NewMeterProvider. A nil ProviderOption is
+// ignored. Options given in code take precedence over the environment.
+type ProviderOption interface {
+	applyProvider(*providerConfig)
+}
+
+type providerOptionFunc func(*providerConfig)
+
+func (f providerOptionFunc) applyProvider(c *providerConfig) { f(c) }
+
+type providerConfig struct {
+	grpcOpts []otlpmetricgrpc.Option
+	httpOpts []otlpmetrichttp.Option
+	readers  []sdkmetric.Reader
+	resource *resource.Resource
+	interval time.Duration
+	views    []sdkmetric.View
+}
+
+// WithExporterOptions configures the OTLP gRPC exporter. The options are
+// applied after the environment, so they win over it, and they pin the
+// protocol to gRPC whatever OTEL_EXPORTER_OTLP_PROTOCOL says.
+func WithExporterOptions(o ...otlpmetricgrpc.Option) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) { c.grpcOpts = append(c.grpcOpts, o...) })
+}
+
+// WithHTTPExporterOptions configures the OTLP HTTP/protobuf exporter. The
+// options are applied after the environment, so they win over it, and they
+// pin the protocol to http/protobuf whatever OTEL_EXPORTER_OTLP_PROTOCOL says.
+func WithHTTPExporterOptions(o ...otlpmetrichttp.Option) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) { c.httpOpts = append(c.httpOpts, o...) })
+}
+
+// WithReader adds a reader next to the OTLP one, for example a Prometheus
+// exporter or a ManualReader. The Provider shuts it down. A nil reader is
+// ignored.
+func WithReader(r sdkmetric.Reader) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) {
+		if r != nil {
+			c.readers = append(c.readers, r)
+		}
+	})
+}
+
+// WithResource merges r over the resource detected from the environment:
+// its attributes win on conflict. A nil resource is ignored.
+func WithResource(r *resource.Resource) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) {
+		if r != nil {
+			c.resource = r
+		}
+	})
+}
+
+// WithExportInterval sets the time between two OTLP exports, overriding
+// OTEL_METRIC_EXPORT_INTERVAL. A non-positive d leaves the environment (or
+// the SDK default of 60s) in effect.
+func WithExportInterval(d time.Duration) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) { c.interval = d })
+}
+
+// WithViews adds views to the MeterProvider, for example to rename an
+// instrument or drop an attribute.
+func WithViews(v ...sdkmetric.View) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) { c.views = append(c.views, v...) })
+}
+
+// Provider is a metric.MeterProvider built by NewMeterProvider: the SDK's,
+// or a no-op one when OTEL_SDK_DISABLED=true. Shut it down before the
+// process exits so the last values reach the collector.
+type Provider struct {
+	embedded.MeterProvider
+
+	meters metric.MeterProvider
+	sdk    *sdkmetric.MeterProvider // nil when disabled
+	down   atomic.Bool
+}
+
+var _ metric.MeterProvider = (*Provider)(nil)
+
+// NewMeterProvider builds a MeterProvider that exports over OTLP with a
+// periodic reader, configured by the standard OTEL_* variables alone.
+// Options given in code override the environment. It does not connect: the
+// exporter dials lazily, so a missing collector never delays start-up. ctx
+// bounds resource detection only and is not retained.
+//
+// Read by the OpenTelemetry Go SDK (v1.47.0) itself:
+//
+//   - OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
+//     (default localhost:4317 for gRPC, localhost:4318 for HTTP; an http://
+//     scheme implies an insecure connection)
+//   - OTEL_EXPORTER_OTLP_[METRICS_]HEADERS
+//   - OTEL_EXPORTER_OTLP_[METRICS_]INSECURE
+//   - OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT (ms, default 10000)
+//   - OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION (gzip or none)
+//   - OTEL_EXPORTER_OTLP_[METRICS_]CERTIFICATE,
+//     OTEL_EXPORTER_OTLP_[METRICS_]CLIENT_CERTIFICATE,
+//     OTEL_EXPORTER_OTLP_[METRICS_]CLIENT_KEY
+//   - OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+//     OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION
+//   - OTEL_METRIC_EXPORT_INTERVAL (ms, default 60000),
+//     OTEL_METRIC_EXPORT_TIMEOUT (ms, default 30000)
+//   - OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+//   - OTEL_METRICS_EXEMPLAR_FILTER
+//
+// Read here, because the Go SDK does not:
+//
+//   - OTEL_SDK_DISABLED: "true" (any case) returns a no-op Provider; no
+//     exporter or reader is created and options are ignored.
+//   - OTEL_METRICS_EXPORTER: "otlp" (default) or "none". With "none" no OTLP
+//     exporter is created; readers given with WithReader still work. Other
+//     values fail with an *EnvError.
+//   - OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL:
+//     "grpc" (default, unlike the specification's http/protobuf, because
+//     gRPC is what this project's collector is set up for) or
+//     "http/protobuf". Other values (http/json has no Go exporter) fail with
+//     an *EnvError. WithExporterOptions or WithHTTPExporterOptions override it.
+//
+// The resource holds service.name (OTEL_SERVICE_NAME, else
+// unknown_service:<executable>), service.instance.id (a random UUID made
+// once per process, so replicas are told apart, unless
+// OTEL_RESOURCE_ATTRIBUTES sets one), host.name, the telemetry.sdk.*
+// attributes, OTEL_RESOURCE_ATTRIBUTES, and finally WithResource.
+//
+// Header values are never logged by this package; export failures go to
+// otel.Handle.
+func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, error) {
+	if sdkDisabled() {
+		return &Provider{meters: noop.NewMeterProvider()}, nil
+	}
+	var cfg providerConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyProvider(&cfg)
+		}
+	}
+
+	useOTLP, err := otlpExporterWanted()
+	if err != nil {
+		return nil, err
+	}
+	var protocol string
+	if useOTLP {
+		// Validate before any work so a typo fails fast.
+		if protocol, err = exportProtocol(cfg); err != nil {
+			return nil, err
+		}
+	}
+
+	res, err := newResource(ctx, cfg.resource)
+	if err != nil {
+		return nil, err
+	}
+
+	sdkOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	if useOTLP {
+		exp, err := newExporter(ctx, protocol, cfg)
+		if err != nil {
+			return nil, err
+		}
+		sdkOpts = append(sdkOpts, sdkmetric.WithReader(
+			sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.interval))))
+	}
+	for _, r := range cfg.readers {
+		sdkOpts = append(sdkOpts, sdkmetric.WithReader(r))
+	}
+	if len(cfg.views) > 0 {
+		sdkOpts = append(sdkOpts, sdkmetric.WithView(cfg.views...))
+	}
+	mp := sdkmetric.NewMeterProvider(sdkOpts...)
+	return &Provider{meters: mp, sdk: mp}, nil
+}
+
+// Meter implements metric.MeterProvider.
+func (p *Provider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return p.meters.Meter(name, opts...)
+}
+
+// Disabled reports whether OTEL_SDK_DISABLED made this a no-op Provider.
+func (p *Provider) Disabled() bool { return p.sdk == nil }
+
+// ForceFlush collects and exports now, within ctx. It returns nil when
+// disabled.
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if p.sdk == nil {
+		return nil
+	}
+	if err := p.sdk.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("otelmetrics: flush metrics: %w", err)
+	}
+	return nil
+}
+
+// Shutdown exports the last values and releases the exporter and readers.
+// The periodic reader makes a final collection and export as it stops, so
+// no separate flush is needed. It returns when ctx is done at the latest;
+// without a deadline the SDK bounds it by OTEL_METRIC_EXPORT_TIMEOUT. Only
+// the first call does anything; later ones return nil. After Shutdown,
+// instruments record nothing.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p.sdk == nil || !p.down.CompareAndSwap(false, true) {
+		return nil
+	}
+	if err := p.sdk.Shutdown(ctx); err != nil {
+		return fmt.Errorf("otelmetrics: shut down meter provider: %w", err)
+	}
+	return nil
+}
+
+// sdkDisabled reads OTEL_SDK_DISABLED as the specification's boolean: only
+// "true", in any case, is true.
+func sdkDisabled() bool {
+	return strings.EqualFold(strings.TrimSpace(os.Getenv(envSDKDisabled)), "true")
+}
+
+// otlpExporterWanted reads OTEL_METRICS_EXPORTER, a comma-separated list.
+func otlpExporterWanted() (bool, error) {
+	v := os.Getenv(envMetricsExporter)
+	if strings.TrimSpace(v) == "" {
+		return true, nil
+	}
+	otlp := false
+	for item := range strings.SplitSeq(v, ",") {
+		switch strings.ToLower(strings.TrimSpace(item)) {
+		case "otlp":
+			otlp = true
+		case "none":
+		default:
+			return false, &EnvError{Name: envMetricsExporter, Value: v, Supported: "otlp, none"}
+		}
+	}
+	return otlp, nil
+}
+
+// exportProtocol picks the OTLP protocol: exporter options in code first,
+// then the signal-specific variable, then the general one, then gRPC.
+func exportProtocol(cfg providerConfig) (string, error) {
+	switch {
+	case len(cfg.grpcOpts) > 0 && len(cfg.httpOpts) > 0:
+		return "", ErrConflictingExporterOptions
+	case len(cfg.grpcOpts) > 0:
+		return ProtocolGRPC, nil
+	case len(cfg.httpOpts) > 0:
+		return ProtocolHTTPProtobuf, nil
+	}
+	for _, name := range []string{envMetricsProtocol, envProtocol} {
+		v := os.Getenv(name)
+		if strings.TrimSpace(v) == "" {
+			continue
+		}
+		switch p := strings.ToLower(strings.TrimSpace(v)); p {
+		case ProtocolGRPC, ProtocolHTTPProtobuf:
+			return p, nil
+		default:
+			return "", &EnvError{Name: name, Value: v, Supported: ProtocolGRPC + ", " + ProtocolHTTPProtobuf}
+		}
+	}
+	return ProtocolGRPC, nil
+}
+
+// newExporter builds the exporter; the SDK reads its OTEL_EXPORTER_OTLP_*
+// variables here and applies the options from code after them. Neither
+// exporter connects before the first export.
+func newExporter(ctx context.Context, protocol string, cfg providerConfig) (sdkmetric.Exporter, error) {
+	var (
+		exp sdkmetric.Exporter
+		err error
+	)
+	if protocol == ProtocolHTTPProtobuf {
+		exp, err = otlpmetrichttp.New(ctx, cfg.httpOpts...)
+	} else {
+		exp, err = otlpmetricgrpc.New(ctx, cfg.grpcOpts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("otelmetrics: create OTLP %s exporter: %w", protocol, err)
+	}
+	return exp, nil
+}
+
+// newResource detects the resource; later sources win over earlier ones, so
+// the environment overrides the defaults and WithResource overrides all.
+func newResource(ctx context.Context, override *resource.Resource) (*resource.Resource, error) {
+	res, err := resource.New(ctx,
+		resource.WithAttributes(
+			semconv.ServiceName(defaultServiceName()),
+			semconv.ServiceInstanceID(instanceID()),
+		),
+		resource.WithTelemetrySDK(),
+		resource.WithHost(),
+		resource.WithFromEnv(),
+		resource.WithSchemaURL(semconv.SchemaURL),
+	)
+	if err != nil {
+		if res == nil {
+			return nil, fmt.Errorf("otelmetrics: detect resource: %w", err)
+		}
+		// A malformed OTEL_RESOURCE_ATTRIBUTES entry costs that entry,
+		// not the metrics: keep what was detected and report the rest.
+		otel.Handle(fmt.Errorf("otelmetrics: detect resource: %w", err))
+	}
+	if override == nil {
+		return res, nil
+	}
+	merged, err := resource.Merge(res, override)
+	if err != nil && !errors.Is(err, resource.ErrSchemaURLConflict) {
+		return nil, fmt.Errorf("otelmetrics: merge resource: %w", err)
+	}
+	// On a schema URL conflict merged has no schema URL but all attributes,
+	// which is what the backend needs.
+	return merged, nil
+}
+
+// defaultServiceName is the specification's fallback service.name.
+func defaultServiceName() string {
+	exe := "go"
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		exe = filepath.Base(os.Args[0])
+	}
+	return "unknown_service:" + exe
+}
+
+// instanceID is this process's service.instance.id: a random (version 4)
+// UUID, made once so every Provider of the process reports the same one.
+var instanceID = sync.OnceValue(func() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails, per crypto/rand
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+})
