@@ -1,0 +1,42 @@
+// Package pgmqclient is a small client for PGMQ, the PostgreSQL message
+// queue, built on pgx v5.
+//
+// A Client wraps anything that can run queries: a *pgxpool.Pool, a single
+// *pgx.Conn or a pgx.Tx (see DB). Over a transaction every call joins the
+// caller's transaction, so a send can commit or roll back together with the
+// caller's own writes.
+//
+// # Compatibility
+//
+// The client works with PGMQ 1.5 through 1.13, installed as an extension or
+// by the SQL-only script. Result rows are mapped by column name, never by
+// position, because PGMQ's result types grew between releases
+// (message_record gained last_read_at, metrics_result a trailing column):
+// missing columns are left at their zero value and unknown ones are ignored.
+// PGMQ functions are always called with every argument cast to its type, so
+// overloads added in later releases cannot make a call ambiguous.
+//
+// # Queue names
+//
+// Queue names are checked in Go before any SQL is sent (see
+// ValidateQueueName): 1 to 47 characters, ASCII letters, digits and
+// underscore, not starting with a digit. Names reach PGMQ's functions only as
+// bind parameters; where the client itself names a queue table it quotes the
+// identifier. As in PGMQ, names are case-insensitive: queue "Orders" is
+// stored in table pgmq.q_orders.
+//
+// # Durations
+//
+// PGMQ counts visibility timeouts, delays and poll limits in whole seconds
+// (poll intervals in milliseconds). The client rounds every duration UP to the
+// next unit, so a message is never visible earlier, and a poll never ends
+// sooner, than asked.
+//
+// # Errors
+//
+// Invalid input fails before any SQL with an error matching
+// ErrInvalidQueueName or ErrInvalidArgument. Every error is an *OpError
+// naming the operation and the queue and wrapping the cause (with %w, so
+// errors.As finds the *pgconn.PgError). A queue that does not exist yields an
+// error matching ErrQueueNotFound.
+package pgmqclient

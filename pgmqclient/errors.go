@@ -1,0 +1,77 @@
+package pgmqclient
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrInvalidQueueName is matched (errors.Is) by every *QueueNameError.
+var ErrInvalidQueueName = errors.New("pgmqclient: invalid queue name")
+
+// ErrInvalidArgument marks an argument other than the queue name that was
+// refused before any SQL was sent (quantity below 1, negative duration,
+// invalid JSON, empty id list, ...).
+var ErrInvalidArgument = errors.New("pgmqclient: invalid argument")
+
+// ErrQueueNotFound is wrapped by errors for queues that do not exist.
+var ErrQueueNotFound = errors.New("pgmqclient: queue not found")
+
+// ErrMessageNotFound is wrapped by SetVisibilityTimeout when the message
+// is not in the queue (never sent, deleted, archived or popped).
+var ErrMessageNotFound = errors.New("pgmqclient: message not found")
+
+// QueueNameError reports why a queue name was refused.
+type QueueNameError struct {
+	Name   string
+	Reason string
+}
+
+// Error quotes the name, since a refused name may hold anything.
+func (e *QueueNameError) Error() string {
+	return fmt.Sprintf("pgmqclient: invalid queue name %q: %s", e.Name, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidQueueName) true.
+func (e *QueueNameError) Is(target error) bool { return target == ErrInvalidQueueName }
+
+// OpError is the error every Client method returns: the operation, the
+// queue (empty for calls about all queues) and the cause.
+type OpError struct {
+	Op    string
+	Queue string
+	Err   error
+}
+
+// Error reads "pgmqclient: <op> queue "<queue>": <cause>".
+func (e *OpError) Error() string {
+	// The causes made in this package carry the same prefix; say it once.
+	cause := "<nil>"
+	if e.Err != nil {
+		cause = strings.TrimPrefix(e.Err.Error(), "pgmqclient: ")
+	}
+	if e.Queue == "" {
+		return fmt.Sprintf("pgmqclient: %s: %s", e.Op, cause)
+	}
+	return fmt.Sprintf("pgmqclient: %s queue %q: %s", e.Op, e.Queue, cause)
+}
+
+// Unwrap returns the cause.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// opErr wraps err for op and queue; a missing queue table (SQLSTATE 42P01,
+// undefined_table) also matches ErrQueueNotFound.
+func opErr(op, queue string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		err = fmt.Errorf("%w: %w", ErrQueueNotFound, err)
+	}
+	return &OpError{Op: op, Queue: queue, Err: err}
+}
+
+// invalidArg is a refused argument, wrapped for op and queue.
+func invalidArg(op, queue, format string, args ...any) error {
+	return &OpError{Op: op, Queue: queue, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)}
+}

@@ -1,0 +1,358 @@
+-- A PGMQ-compatible schema for tests, written for this project from the
+-- facts in the project's notes (not derived from PGMQ's own SQL). It offers
+-- the tables, types and functions pgmqclient calls, with PGMQ's names,
+-- argument names and result shapes (message_record with last_read_at,
+-- metrics_result in its seven-column form), so that the real PGMQ script
+-- is a drop-in replacement.
+
+CREATE SCHEMA pgmq;
+
+CREATE TABLE pgmq.meta (
+    queue_name     varchar     NOT NULL UNIQUE,
+    is_partitioned boolean     NOT NULL,
+    is_unlogged    boolean     NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TYPE pgmq.message_record AS (
+    msg_id       bigint,
+    read_ct      integer,
+    enqueued_at  timestamptz,
+    last_read_at timestamptz,
+    vt           timestamptz,
+    message      jsonb,
+    headers      jsonb
+);
+
+CREATE TYPE pgmq.metrics_result AS (
+    queue_name           text,
+    queue_length         bigint,
+    newest_msg_age_sec   integer,
+    oldest_msg_age_sec   integer,
+    total_messages       bigint,
+    scrape_time          timestamptz,
+    queue_visible_length bigint
+);
+
+CREATE TYPE pgmq.queue_record AS (
+    queue_name     varchar,
+    is_partitioned boolean,
+    is_unlogged    boolean,
+    created_at     timestamptz
+);
+
+-- Monitoring roles read depths without further grants.
+GRANT USAGE ON SCHEMA pgmq TO pg_monitor;
+GRANT SELECT ON pgmq.meta TO pg_monitor;
+
+-- Checks a queue name as PGMQ does and returns its table name:
+-- prefix || '_' || the name in lower case (unquoted; callers use %I).
+CREATE FUNCTION pgmq._compat_table(queue_name text, prefix text)
+RETURNS text LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    IF queue_name IS NULL THEN
+        RAISE EXCEPTION 'queue name must not be null' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(queue_name) > 47 THEN
+        RAISE EXCEPTION 'queue name % is longer than 47 characters', quote_literal(queue_name)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF strpos(queue_name, '$') > 0 OR strpos(queue_name, ';') > 0
+       OR strpos(queue_name, '--') > 0 OR strpos(queue_name, '''') > 0 THEN
+        RAISE EXCEPTION 'queue name % contains a forbidden character ($ ; -- or quote)', quote_literal(queue_name)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN prefix || '_' || lower(queue_name);
+END
+$fn$;
+
+CREATE FUNCTION pgmq._compat_create(queue_name text, unlogged boolean)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    qtab text := pgmq._compat_table(queue_name, 'q');
+    atab text := pgmq._compat_table(queue_name, 'a');
+BEGIN
+    EXECUTE format(
+        'CREATE %s TABLE IF NOT EXISTS pgmq.%I (
+            msg_id       bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,
+            read_ct      integer NOT NULL DEFAULT 0,
+            enqueued_at  timestamptz NOT NULL DEFAULT now(),
+            last_read_at timestamptz,
+            vt           timestamptz NOT NULL,
+            message      jsonb,
+            headers      jsonb)',
+        CASE WHEN unlogged THEN 'UNLOGGED' ELSE '' END, qtab);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON pgmq.%I (vt)', qtab || '_vt_idx', qtab);
+    EXECUTE format(
+        'CREATE TABLE IF NOT EXISTS pgmq.%I (
+            msg_id       bigint PRIMARY KEY,
+            read_ct      integer NOT NULL DEFAULT 0,
+            enqueued_at  timestamptz NOT NULL DEFAULT now(),
+            last_read_at timestamptz,
+            archived_at  timestamptz NOT NULL DEFAULT now(),
+            vt           timestamptz NOT NULL,
+            message      jsonb,
+            headers      jsonb)',
+        atab);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON pgmq.%I (archived_at)', atab || '_at_idx', atab);
+    EXECUTE format('GRANT SELECT ON pgmq.%I, pgmq.%I TO pg_monitor', qtab, atab);
+    EXECUTE format('GRANT SELECT ON SEQUENCE %s TO pg_monitor',
+        pg_get_serial_sequence(format('pgmq.%I', qtab), 'msg_id'));
+    -- One meta row per queue, whatever the case of the name it was created with.
+    INSERT INTO pgmq.meta (queue_name, is_partitioned, is_unlogged)
+    SELECT _compat_create.queue_name, false, unlogged
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pgmq.meta AS m WHERE lower(m.queue_name) = lower(_compat_create.queue_name));
+END
+$fn$;
+
+CREATE FUNCTION pgmq.create(queue_name text)
+RETURNS void LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_create(queue_name, false);
+$fn$;
+
+CREATE FUNCTION pgmq.create_unlogged(queue_name text)
+RETURNS void LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_create(queue_name, true);
+$fn$;
+
+CREATE FUNCTION pgmq.drop_queue(queue_name text)
+RETURNS boolean LANGUAGE plpgsql AS $fn$
+DECLARE
+    qtab text := pgmq._compat_table(queue_name, 'q');
+    atab text := pgmq._compat_table(queue_name, 'a');
+BEGIN
+    IF to_regclass(format('pgmq.%I', qtab)) IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS pgmq.%I, pgmq.%I', qtab, atab);
+    DELETE FROM pgmq.meta AS m WHERE lower(m.queue_name) = lower(drop_queue.queue_name);
+    RETURN true;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.purge_queue(queue_name text)
+RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    removed bigint;
+BEGIN
+    EXECUTE format('DELETE FROM pgmq.%I', pgmq._compat_table(queue_name, 'q'));
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.list_queues()
+RETURNS SETOF pgmq.queue_record LANGUAGE sql STABLE AS $fn$
+    SELECT m.queue_name, m.is_partitioned, m.is_unlogged, m.created_at
+    FROM pgmq.meta AS m ORDER BY m.queue_name;
+$fn$;
+
+-- Inserts msgs (with headers[i] for msgs[i]; headers may be NULL) visible
+-- after delay seconds, returning the new ids in input order.
+CREATE FUNCTION pgmq._compat_send(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
+RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF headers IS NOT NULL AND cardinality(headers) <> cardinality(msgs) THEN
+        RAISE EXCEPTION '% headers for % messages', cardinality(headers), cardinality(msgs)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'INSERT INTO pgmq.%I (vt, message, headers)
+         SELECT clock_timestamp() + make_interval(secs => $3), u.msg, $2[u.ord]
+         FROM unnest($1) WITH ORDINALITY AS u(msg, ord)
+         ORDER BY u.ord
+         RETURNING msg_id',
+        pgmq._compat_table(queue_name, 'q'))
+    USING msgs, headers, coalesce(delay, 0);
+END
+$fn$;
+
+CREATE FUNCTION pgmq.send(queue_name text, msg jsonb)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], NULL, 0);
+$fn$;
+
+CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], NULL, delay);
+$fn$;
+
+CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], ARRAY[headers], 0);
+$fn$;
+
+CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], ARRAY[headers], delay);
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[])
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, msgs, NULL, 0);
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, msgs, NULL, delay);
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[])
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, msgs, headers, 0);
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, msgs, headers, delay);
+$fn$;
+
+-- Takes up to qty visible messages in id order, skipping rows other
+-- transactions hold, hides them for vt seconds and counts the read.
+CREATE FUNCTION pgmq.read(queue_name text, vt integer, qty integer, conditional jsonb DEFAULT '{}')
+RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH picked AS (
+            SELECT msg_id FROM pgmq.%1$I
+            WHERE vt <= clock_timestamp() AND ($2 = ''{}''::jsonb OR message @> $2)
+            ORDER BY msg_id
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED)
+         UPDATE pgmq.%1$I AS t
+         SET vt = clock_timestamp() + make_interval(secs => $3),
+             read_ct = t.read_ct + 1,
+             last_read_at = clock_timestamp()
+         FROM picked
+         WHERE t.msg_id = picked.msg_id
+         RETURNING t.msg_id, t.read_ct, t.enqueued_at, t.last_read_at, t.vt, t.message, t.headers',
+        pgmq._compat_table(queue_name, 'q'))
+    USING qty, coalesce(conditional, '{}'::jsonb), vt;
+END
+$fn$;
+
+-- read, retried every poll_interval_ms until something is read or
+-- max_poll_seconds have passed. Each try sees a fresh snapshot.
+CREATE FUNCTION pgmq.read_with_poll(
+    queue_name text, vt integer, qty integer,
+    max_poll_seconds integer DEFAULT 5, poll_interval_ms integer DEFAULT 100,
+    conditional jsonb DEFAULT '{}')
+RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
+DECLARE
+    give_up timestamptz := clock_timestamp() + make_interval(secs => max_poll_seconds);
+BEGIN
+    LOOP
+        RETURN QUERY SELECT * FROM pgmq.read(
+            read_with_poll.queue_name, read_with_poll.vt, read_with_poll.qty, read_with_poll.conditional);
+        IF FOUND OR clock_timestamp() >= give_up THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(least(poll_interval_ms / 1000.0,
+            greatest(0, extract(epoch FROM give_up - clock_timestamp()))));
+    END LOOP;
+END
+$fn$;
+
+-- Reads and deletes up to qty visible messages at once.
+CREATE FUNCTION pgmq.pop(queue_name text, qty integer DEFAULT 1)
+RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH picked AS (
+            SELECT msg_id FROM pgmq.%1$I
+            WHERE vt <= clock_timestamp()
+            ORDER BY msg_id
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED)
+         DELETE FROM pgmq.%1$I AS t
+         USING picked
+         WHERE t.msg_id = picked.msg_id
+         RETURNING t.msg_id, t.read_ct, t.enqueued_at, t.last_read_at, t.vt, t.message, t.headers',
+        pgmq._compat_table(queue_name, 'q'))
+    USING qty;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.delete(queue_name text, msg_ids bigint[])
+RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'DELETE FROM pgmq.%I WHERE msg_id = ANY ($1) RETURNING msg_id',
+        pgmq._compat_table(queue_name, 'q'))
+    USING msg_ids;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.delete(queue_name text, msg_id bigint)
+RETURNS boolean LANGUAGE sql AS $fn$
+    SELECT EXISTS (SELECT 1 FROM pgmq.delete(queue_name, ARRAY[msg_id]));
+$fn$;
+
+-- Moves messages to the archive table in one statement.
+CREATE FUNCTION pgmq.archive(queue_name text, msg_ids bigint[])
+RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH moved AS (
+            DELETE FROM pgmq.%I WHERE msg_id = ANY ($1)
+            RETURNING msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers)
+         INSERT INTO pgmq.%I (msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers)
+         SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers FROM moved
+         RETURNING msg_id',
+        pgmq._compat_table(queue_name, 'q'), pgmq._compat_table(queue_name, 'a'))
+    USING msg_ids;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.archive(queue_name text, msg_id bigint)
+RETURNS boolean LANGUAGE sql AS $fn$
+    SELECT EXISTS (SELECT 1 FROM pgmq.archive(queue_name, ARRAY[msg_id]));
+$fn$;
+
+CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt integer)
+RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'UPDATE pgmq.%I
+         SET vt = clock_timestamp() + make_interval(secs => $2)
+         WHERE msg_id = $1
+         RETURNING msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers',
+        pgmq._compat_table(queue_name, 'q'))
+    USING msg_id, vt;
+END
+$fn$;
+
+-- One queue's figures; a full scan of its table, like PGMQ's.
+CREATE FUNCTION pgmq.metrics(queue_name text)
+RETURNS pgmq.metrics_result LANGUAGE plpgsql AS $fn$
+DECLARE
+    qtab text := pgmq._compat_table(queue_name, 'q');
+    seq text := pg_get_serial_sequence(format('pgmq.%I', qtab), 'msg_id');
+    ts timestamptz := clock_timestamp();
+    result pgmq.metrics_result;
+BEGIN
+    EXECUTE format(
+        'SELECT $1, count(*),
+                floor(extract(epoch FROM $2 - max(enqueued_at)))::integer,
+                floor(extract(epoch FROM $2 - min(enqueued_at)))::integer,
+                (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END FROM %s AS s),
+                $2, count(*) FILTER (WHERE vt <= $2)
+         FROM pgmq.%I',
+        seq, qtab)
+    INTO result
+    USING queue_name, ts;
+    RETURN result;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.metrics_all()
+RETURNS SETOF pgmq.metrics_result LANGUAGE plpgsql AS $fn$
+DECLARE
+    qname text;
+BEGIN
+    FOR qname IN SELECT m.queue_name FROM pgmq.meta AS m ORDER BY m.queue_name LOOP
+        RETURN NEXT pgmq.metrics(qname);
+    END LOOP;
+END
+$fn$;
