@@ -1,0 +1,24 @@
+// Package otelmetrics makes an orchestrator built on PGMQ observable with
+// OpenTelemetry. It reports three numbers an orchestrator is steered by:
+//
+//   - active processors: orchestration.processor.active, an asynchronous
+//     UpDownCounter fed by lock-free per-kind counters that the application
+//     can also read in-process (ActiveProcessors, Snapshot);
+//   - connection pool utilization: the semantic conventions'
+//     db.client.connection.* instruments sampled from pgxpool.Stat at
+//     collection time, plus db.client.connection.utilization (used / max);
+//   - queue depth: pgmq.queue.depth by visibility state, the age of the
+//     oldest message and the messages ever sent, sampled from PGMQ in one
+//     round trip whose cost does not grow with the backlog.
+//
+// New registers the instruments on a MeterProvider; NewMeterProvider builds
+// one that exports over OTLP, configured by the standard OTEL_* variables.
+//
+// Telemetry never holds up the application: processor accounting is two
+// atomic additions, pool sampling reads memory, and queue sampling runs on a
+// dedicated connection under a timeout, throttled, and (by default) on only
+// one replica at a time, elected with a PostgreSQL advisory lock. When a
+// sample fails its points are left out rather than invented, the failure is
+// counted in pgmq.sampler.errors, and the error goes to otel.Handle once per
+// distinct failure.
+package otelmetrics

@@ -1,0 +1,139 @@
+package otelmetrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ScopeName is the instrumentation scope of every instrument of this package.
+const ScopeName = "github.com/pgmqotel/pgmqotel/otelmetrics"
+
+// Version is the version of this instrumentation, reported as the scope version.
+const Version = "0.1.0"
+
+// Instrument names. README.md lists them with units and attributes; a test
+// keeps the two in step.
+const (
+	MetricProcessorActive   = "orchestration.processor.active"
+	MetricConnectionCount   = "db.client.connection.count"
+	MetricConnectionMax     = "db.client.connection.max"
+	MetricConnectionIdleMin = "db.client.connection.idle.min"
+	MetricConnectionUtil    = "db.client.connection.utilization"
+	MetricAcquireWaits      = "pgxpool.acquire.waits"
+	MetricAcquireWaitTime   = "pgxpool.acquire.wait_time"
+	MetricQueueDepth        = "pgmq.queue.depth"
+	MetricQueueOldestAge    = "pgmq.queue.oldest_message.age"
+	MetricQueueSent         = "pgmq.queue.sent.messages"
+	MetricSamplerErrors     = "pgmq.sampler.errors"
+)
+
+// Attribute keys.
+const (
+	AttrProcessorKind   = "orchestration.processor.kind"
+	AttrPoolName        = "db.client.connection.pool.name"
+	AttrConnectionState = "db.client.connection.state"
+	AttrMessagingSystem = "messaging.system"
+	AttrDestinationName = "messaging.destination.name"
+	AttrMessageState    = "pgmq.message.state"
+	AttrErrorType       = "error.type"
+)
+
+// Metrics owns the registered instruments. Create it with New and release it
+// with Close. Its methods are safe for concurrent use.
+type Metrics struct {
+	cfg          config
+	processors   processorRegistry
+	pools        []*poolObserver
+	sampler      *queueSampler // nil without queue sampling
+	registration []metric.Registration
+	closeOnce    sync.Once
+	closeErr     error
+}
+
+// New creates the instruments on the configured MeterProvider and registers
+// their callbacks. It performs no I/O: the queue sampler connects at the
+// first collection.
+func New(opts ...Option) (*Metrics, error) {
+	cfg := newConfig(opts)
+	mp := cfg.meterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+
+	m := &Metrics{cfg: cfg}
+	for _, p := range cfg.pools {
+		m.pools = append(m.pools, newPoolObserver(p.name, p.pool))
+	}
+
+	reg, err := m.registerLocal(meter)
+	if err != nil {
+		return nil, err
+	}
+	m.registration = append(m.registration, reg)
+
+	if cfg.queuePool != nil {
+		s, err := newQueueSampler(cfg)
+		if err != nil {
+			_ = m.Close()
+			return nil, err
+		}
+		m.sampler = s
+		reg, err := s.register(meter)
+		if err != nil {
+			_ = m.Close()
+			return nil, err
+		}
+		m.registration = append(m.registration, reg)
+	}
+	return m, nil
+}
+
+// registerLocal registers one callback for the in-memory instruments:
+// processors and pools. They never wait on the network.
+func (m *Metrics) registerLocal(meter metric.Meter) (metric.Registration, error) {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+
+	active, err := meter.Int64ObservableUpDownCounter(MetricProcessorActive,
+		metric.WithUnit("{processor}"),
+		metric.WithDescription("Processors running now, per processor kind."))
+	add(err)
+	pi, err := newPoolInstruments(meter)
+	add(err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("otelmetrics: create instruments: %w", err)
+	}
+
+	observables := append([]metric.Observable{active}, pi.observables()...)
+	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, k := range m.processors.list() {
+			o.ObserveInt64(active, k.Active(), k.attrs)
+		}
+		for _, p := range m.pools {
+			p.observe(o, pi)
+		}
+		return nil
+	}, observables...)
+}
+
+// Close unregisters the callbacks and closes the queue sampler's connection,
+// which releases its election lock. It is idempotent.
+func (m *Metrics) Close() error {
+	m.closeOnce.Do(func() {
+		var errs []error
+		for _, r := range m.registration {
+			errs = append(errs, r.Unregister())
+		}
+		if m.sampler != nil {
+			errs = append(errs, m.sampler.close())
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
