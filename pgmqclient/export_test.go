@@ -21,4 +21,3 @@ func ScanMetrics(ctx context.Context, c *Client, sql string) ([]QueueMetrics, er
 // UseSingleMessagePop makes Pop behave as on releases whose pop(name)
 // takes one message per call.
 func UseSingleMessagePop(c *Client) { c.popMode.Store(popSingle) }
-
