@@ -507,26 +507,35 @@ func TestInvalidArgumentsSendNoSQL(t *testing.T) {
 	c := pgmqclient.New(rec)
 	ok := json.RawMessage(`{}`)
 	cases := map[string]func() error{
-		"send invalid JSON":        func() error { _, err := c.Send(ctx, "args", []byte(`{nope`)); return err },
-		"send nil payload":         func() error { _, err := c.Send(ctx, "args", nil); return err },
-		"send negative delay":      func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithDelay(-time.Second)); return err },
-		"send huge delay":          func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithDelay(math.MaxInt64)); return err },
-		"send invalid headers":     func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithHeaders([]byte(`{`))); return err },
-		"send with batch headers":  func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithBatchHeaders(nil)); return err },
-		"batch empty":              func() error { _, err := c.SendBatch(ctx, "args", nil); return err },
-		"batch invalid payload":    func() error { _, err := c.SendBatch(ctx, "args", []json.RawMessage{ok, []byte(`x`)}); return err },
-		"batch headers count":      func() error { _, err := c.SendBatch(ctx, "args", []json.RawMessage{ok}, pgmqclient.WithBatchHeaders([]json.RawMessage{ok, ok})); return err },
-		"batch both header styles": func() error { _, err := c.SendBatch(ctx, "args", []json.RawMessage{ok}, pgmqclient.WithHeaders(ok), pgmqclient.WithBatchHeaders([]json.RawMessage{ok})); return err },
-		"batch negative delay":     func() error { _, err := c.SendBatch(ctx, "args", []json.RawMessage{ok}, pgmqclient.WithDelay(-1)); return err },
-		"read qty 0":               func() error { _, err := c.Read(ctx, "args", 0, 0); return err },
-		"read negative vt":         func() error { _, err := c.Read(ctx, "args", -time.Second, 1); return err },
-		"poll zero max":            func() error { _, err := c.ReadWithPoll(ctx, "args", 0, 1, 0, time.Millisecond); return err },
-		"poll zero interval":       func() error { _, err := c.ReadWithPoll(ctx, "args", 0, 1, time.Second, 0); return err },
-		"poll negative qty":        func() error { _, err := c.ReadWithPoll(ctx, "args", 0, -1, time.Second, time.Millisecond); return err },
-		"pop qty 0":                func() error { _, err := c.Pop(ctx, "args", 0); return err },
-		"delete no ids":            func() error { _, err := c.DeleteBatch(ctx, "args", nil); return err },
-		"archive no ids":           func() error { _, err := c.ArchiveBatch(ctx, "args", []int64{}); return err },
-		"set_vt negative":          func() error { _, err := c.SetVisibilityTimeout(ctx, "args", 1, -time.Nanosecond); return err },
+		"send invalid JSON":       func() error { _, err := c.Send(ctx, "args", []byte(`{nope`)); return err },
+		"send nil payload":        func() error { _, err := c.Send(ctx, "args", nil); return err },
+		"send negative delay":     func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithDelay(-time.Second)); return err },
+		"send huge delay":         func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithDelay(math.MaxInt64)); return err },
+		"send invalid headers":    func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithHeaders([]byte(`{`))); return err },
+		"send with batch headers": func() error { _, err := c.Send(ctx, "args", ok, pgmqclient.WithBatchHeaders(nil)); return err },
+		"batch empty":             func() error { _, err := c.SendBatch(ctx, "args", nil); return err },
+		"batch invalid payload":   func() error { _, err := c.SendBatch(ctx, "args", []json.RawMessage{ok, []byte(`x`)}); return err },
+		"batch headers count": func() error {
+			_, err := c.SendBatch(ctx, "args", []json.RawMessage{ok}, pgmqclient.WithBatchHeaders([]json.RawMessage{ok, ok}))
+			return err
+		},
+		"batch both header styles": func() error {
+			_, err := c.SendBatch(ctx, "args", []json.RawMessage{ok}, pgmqclient.WithHeaders(ok), pgmqclient.WithBatchHeaders([]json.RawMessage{ok}))
+			return err
+		},
+		"batch negative delay": func() error {
+			_, err := c.SendBatch(ctx, "args", []json.RawMessage{ok}, pgmqclient.WithDelay(-1))
+			return err
+		},
+		"read qty 0":         func() error { _, err := c.Read(ctx, "args", 0, 0); return err },
+		"read negative vt":   func() error { _, err := c.Read(ctx, "args", -time.Second, 1); return err },
+		"poll zero max":      func() error { _, err := c.ReadWithPoll(ctx, "args", 0, 1, 0, time.Millisecond); return err },
+		"poll zero interval": func() error { _, err := c.ReadWithPoll(ctx, "args", 0, 1, time.Second, 0); return err },
+		"poll negative qty":  func() error { _, err := c.ReadWithPoll(ctx, "args", 0, -1, time.Second, time.Millisecond); return err },
+		"pop qty 0":          func() error { _, err := c.Pop(ctx, "args", 0); return err },
+		"delete no ids":      func() error { _, err := c.DeleteBatch(ctx, "args", nil); return err },
+		"archive no ids":     func() error { _, err := c.ArchiveBatch(ctx, "args", []int64{}); return err },
+		"set_vt negative":    func() error { _, err := c.SetVisibilityTimeout(ctx, "args", 1, -time.Nanosecond); return err },
 	}
 	for name, call := range cases {
 		err := call()

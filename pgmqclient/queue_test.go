@@ -153,8 +153,11 @@ func TestHostileNamesSendNoSQL(t *testing.T) {
 			_, err := c.SendBatch(ctx, q, []json.RawMessage{[]byte(`{}`)})
 			return err
 		},
-		"Read":          func(q string) error { _, err := c.Read(ctx, q, 0, 1); return err },
-		"ReadWithPoll":  func(q string) error { _, err := c.ReadWithPoll(ctx, q, 0, 1, time.Second, time.Millisecond); return err },
+		"Read": func(q string) error { _, err := c.Read(ctx, q, 0, 1); return err },
+		"ReadWithPoll": func(q string) error {
+			_, err := c.ReadWithPoll(ctx, q, 0, 1, time.Second, time.Millisecond)
+			return err
+		},
 		"Pop":           func(q string) error { _, err := c.Pop(ctx, q, 1); return err },
 		"Delete":        func(q string) error { _, err := c.Delete(ctx, q, 1); return err },
 		"DeleteBatch":   func(q string) error { _, err := c.DeleteBatch(ctx, q, []int64{1}); return err },
