@@ -93,8 +93,8 @@ func WithHTTPExporterOptions(o ...otlpmetrichttp.Option) ProviderOption {
 }
 
 // WithReader adds a reader next to the OTLP one, for example a Prometheus
-// exporter or a ManualReader. The Provider shuts it down. A nil reader is
-// ignored.
+// exporter or a ManualReader. The Provider shuts it down; when
+// OTEL_SDK_DISABLED=true it is never registered. A nil reader is ignored.
 func WithReader(r sdkmetric.Reader) ProviderOption {
 	return providerOptionFunc(func(c *providerConfig) {
 		if r != nil {
@@ -143,7 +143,7 @@ var _ metric.MeterProvider = (*Provider)(nil)
 // periodic reader, configured by the standard OTEL_* variables alone.
 // Options given in code override the environment. It does not connect: the
 // exporter dials lazily, so a missing collector never delays start-up. ctx
-// bounds resource detection only and is not retained.
+// bounds resource detection and exporter creation and is not retained.
 //
 // Read by the OpenTelemetry Go SDK (v1.47.0) itself:
 //
