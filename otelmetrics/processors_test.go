@@ -57,7 +57,7 @@ func TestProcessorsPerKind(t *testing.T) {
 	if by["email"] != 1 || by["sms"] != 2 || len(by) != 2 {
 		t.Errorf("ActiveProcessorsByKind = %v", by)
 	}
-	if m.Processor("sms") != m.Processor("sms") {
+	if first, again := m.Processor("sms"), m.Processor("sms"); first != again {
 		t.Error("Processor returns a new counter for a known kind")
 	}
 }

@@ -1,0 +1,204 @@
+package pgmqclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+)
+
+// fillQueue inserts n visible messages straight into a queue table: the
+// fastest way to build a large backlog for depth tests and benchmarks.
+func fillQueue(tb testing.TB, db *pgmqtest.DB, queue string, n int) {
+	tb.Helper()
+	table := pgx.Identifier{"pgmq", "q_" + queue}.Sanitize()
+	if _, err := db.Pool.Exec(context.Background(),
+		`INSERT INTO `+table+` (vt, message) SELECT now() - interval '1 second', jsonb_build_object('i', g) FROM generate_series(1, $1::int) AS g`, n); err != nil {
+		tb.Fatalf("fill %s: %v", queue, err)
+	}
+}
+
+func trueDepth(tb testing.TB, db *pgmqtest.DB, queue string) int64 {
+	tb.Helper()
+	var n int64
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{"pgmq", "q_" + queue}.Sanitize()).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// waitForStatistics polls until PostgreSQL's live-row statistics of each
+// queue table are within 0.1 % of the truth.
+func waitForStatistics(tb testing.TB, db *pgmqtest.DB, queues ...string) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, q := range queues {
+		want := trueDepth(tb, db, q)
+		for {
+			var live int64
+			if err := db.Pool.QueryRow(context.Background(),
+				`SELECT coalesce(n_live_tup, 0) FROM pg_stat_user_tables WHERE schemaname = 'pgmq' AND relname = $1`, "q_"+q).Scan(&live); err != nil {
+				tb.Fatal(err)
+			}
+			if math.Abs(float64(live-want)) <= float64(want)/1000 {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("statistics of %s not current: n_live_tup %d, count %d", q, live, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func depthOf(t *testing.T, ds []pgmqclient.QueueDepth, queue string) pgmqclient.QueueDepth {
+	t.Helper()
+	for _, d := range ds {
+		if d.Queue == queue {
+			return d
+		}
+	}
+	t.Fatalf("queue %s not in sample %+v", queue, ds)
+	return pgmqclient.QueueDepth{}
+}
+
+func TestSampleDepthsExactAtOrBelowThreshold(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"empty", "below", "at"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fillQueue(t, db, "below", 99)
+	fillQueue(t, db, "at", 100)
+	if _, err := c.Read(ctx, "at", time.Minute, 7); err != nil {
+		t.Fatal(err)
+	}
+	waitForStatistics(t, db, "below", "at")
+
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 3 {
+		t.Fatalf("sampled %d queues, want 3: %+v", len(ds), ds)
+	}
+	for _, q := range []string{"empty", "below", "at"} {
+		d := depthOf(t, ds, q)
+		if want := trueDepth(t, db, q); d.Depth != want || d.Estimated {
+			t.Errorf("%s: depth %d (estimated %v), want exactly count(*) = %d", q, d.Depth, d.Estimated, want)
+		}
+		if d.Visible+d.Invisible != d.Depth {
+			t.Errorf("%s: visible %d + invisible %d != depth %d", q, d.Visible, d.Invisible, d.Depth)
+		}
+	}
+	if d := depthOf(t, ds, "at"); d.Invisible != 7 || d.TotalSent != 100 || d.OldestAge <= 0 {
+		t.Errorf("at: %+v, want 7 invisible, 100 sent, a positive oldest age", d)
+	}
+	if d := depthOf(t, ds, "empty"); d.OldestAge != 0 || d.TotalSent != 0 {
+		t.Errorf("empty: %+v, want zero age and zero sent", d)
+	}
+}
+
+func TestSampleDepthsEstimatesAboveThreshold(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	if err := c.CreateQueue(ctx, "deep"); err != nil {
+		t.Fatal(err)
+	}
+	fillQueue(t, db, "deep", 5000)
+	waitForStatistics(t, db, "deep")
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{"deep"}, ExactCountThreshold: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := depthOf(t, ds, "deep")
+	if !d.Estimated {
+		t.Fatalf("depth above the threshold not marked estimated: %+v", d)
+	}
+	want := trueDepth(t, db, "deep")
+	if e := math.Abs(float64(d.Depth-want)) / float64(want); e > 0.01 {
+		t.Fatalf("estimate %d vs count %d: error %.2f%%, want within 1%%", d.Depth, want, e*100)
+	}
+}
+
+// Statistics that lag behind a fresh backlog never hide it: the capped count
+// reports at least threshold+1.
+func TestSampleDepthsCappedCountWhenStatisticsLag(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	c := pgmqclient.New(tx) // statistics are reported at commit, so inside the transaction they lag
+	if err := c.CreateQueue(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO pgmq.q_fresh (vt, message) SELECT now(), '{}' FROM generate_series(1, 500)`); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := depthOf(t, ds, "fresh"); !d.Estimated || d.Depth < 101 {
+		t.Fatalf("%+v: want an estimate of at least threshold+1", d)
+	}
+}
+
+func TestSampleDepthsValidatesBeforeSQL(t *testing.T) {
+	c := pgmqclient.New(nil) // any SQL would panic on the nil DB
+	for _, opts := range []pgmqclient.DepthOptions{
+		{Queues: []string{"ok", "bad;name"}},
+		{Queues: []string{""}},
+	} {
+		if _, err := c.SampleDepths(context.Background(), opts); !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
+			t.Errorf("%v: %v, want ErrInvalidQueueName", opts.Queues, err)
+		}
+	}
+	if _, err := c.SampleDepths(context.Background(), pgmqclient.DepthOptions{ExactCountThreshold: -1}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
+		t.Errorf("negative threshold: %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestSampleDepthsMatchesPGMQMetrics(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for i := range 3 {
+		q := fmt.Sprintf("cmp_%d", i)
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		fillQueue(t, db, q, 10*(i+1))
+		if _, err := c.Read(ctx, q, time.Minute, i); i > 0 && err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.MetricsAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		d := depthOf(t, ds, m.Queue)
+		if d.Depth != m.Length || d.Visible != m.VisibleLength || d.TotalSent != m.TotalMessages {
+			t.Errorf("%s: sample %+v, PGMQ metrics %+v", m.Queue, d, m)
+		}
+	}
+}
