@@ -61,11 +61,11 @@ func (e *OpError) Error() string {
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }
 
-// opErr wraps err for op and queue; a missing queue table (SQLSTATE 42P01,
-// undefined_table) also matches ErrQueueNotFound.
+// opErr wraps err for op and queue; for a named queue, a missing table
+// (SQLSTATE 42P01, undefined_table) also matches ErrQueueNotFound.
 func opErr(op, queue string, err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+	if queue != "" && errors.As(err, &pgErr) && pgErr.Code == "42P01" {
 		err = fmt.Errorf("%w: %w", ErrQueueNotFound, err)
 	}
 	return &OpError{Op: op, Queue: queue, Err: err}

@@ -226,7 +226,7 @@ const popWithQtySQL = `SELECT EXISTS (
 // takes one message. The client asks the catalog once which form the
 // server has (the answer is cached in the Client). With the one-message
 // form it calls pop once per message, up to qty times, stopping at the
-// first empty result: every message is still delivered exactly once, but
+// first empty result: no message goes to two callers, but
 // the messages are not taken in one statement (inside a transaction they
 // still commit together). If a later call fails, the messages already
 // popped are returned together with the error.

@@ -61,18 +61,28 @@ func (c *Client) DropQueue(ctx context.Context, name string) (bool, error) {
 	return dropped, nil
 }
 
+// purgeQueueSQL, like dropQueueSQL, asks pgmq.meta first, so that a missing
+// queue is reported the same way (NULL here) on every release.
+const purgeQueueSQL = `SELECT CASE
+	WHEN EXISTS (SELECT 1 FROM pgmq.meta AS m WHERE lower(m.queue_name) = lower($1::text))
+	THEN pgmq.purge_queue($1::text) END`
+
 // PurgeQueue deletes every message in the queue (pgmq.purge_queue) and
-// returns how many it removed. The archive is kept.
+// returns how many it removed. The archive is kept. A missing queue gives
+// an error wrapping ErrQueueNotFound.
 func (c *Client) PurgeQueue(ctx context.Context, name string) (int64, error) {
 	const op = "purge"
 	if err := ValidateQueueName(name); err != nil {
 		return 0, &OpError{Op: op, Queue: name, Err: err}
 	}
-	var n int64
-	if err := c.db.QueryRow(ctx, `SELECT pgmq.purge_queue($1::text)`, name).Scan(&n); err != nil {
+	var n *int64
+	if err := c.db.QueryRow(ctx, purgeQueueSQL, name).Scan(&n); err != nil {
 		return 0, opErr(op, name, err)
 	}
-	return n, nil
+	if n == nil {
+		return 0, &OpError{Op: op, Queue: name, Err: ErrQueueNotFound}
+	}
+	return *n, nil
 }
 
 // ListQueues returns every queue (pgmq.list_queues), ordered by name.
