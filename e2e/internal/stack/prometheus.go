@@ -68,7 +68,7 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := localPrometheusConfig(
+	cfg, err := LocalPrometheusConfig(
 		filepath.Join(root, "deploy", "prometheus", "prometheus.yml"),
 		filepath.Join(root, "deploy", "prometheus", "alerts.yml"),
 		shippedTargets(opts.Collector), opts.Interval)
@@ -111,10 +111,12 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 	return nil, lastErr
 }
 
-// localPrometheusConfig rewrites the shipped configuration for a local run.
-// Unknown targets are an error, so the harness never silently drops a job
-// that the shipped file gains.
-func localPrometheusConfig(shipped, rules string, targets map[string]string, interval time.Duration) ([]byte, error) {
+// LocalPrometheusConfig rewrites the shipped configuration for a local run:
+// targets mapped through targets (compose host:port -> local host:port),
+// rule_files replaced by rules, scrape and evaluation interval set to
+// interval. Unknown targets are an error, so the harness never silently
+// drops a job that the shipped file gains.
+func LocalPrometheusConfig(shipped, rules string, targets map[string]string, interval time.Duration) ([]byte, error) {
 	raw, err := os.ReadFile(shipped)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus config: %w", err)
@@ -176,8 +178,8 @@ func (s Sample) Name() string { return s.Labels["__name__"] }
 // back as one sample without labels.
 func (p *Prometheus) Query(ctx context.Context, promql string) ([]Sample, error) {
 	var data struct {
-		ResultType string            `json:"resultType"`
-		Result     json.RawMessage   `json:"result"`
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
 	}
 	if err := p.api(ctx, "/api/v1/query?"+url.Values{"query": {promql}}.Encode(), &data); err != nil {
 		return nil, fmt.Errorf("query %q: %w", promql, err)

@@ -21,6 +21,7 @@ type Stack struct {
 	Collector  *Collector
 	Prometheus *Prometheus
 	Dir        string // temporary directory with logs, configs and the TSDB
+	interval   time.Duration
 }
 
 // Option adjusts Start.
@@ -60,11 +61,11 @@ func WithScrapeInterval(d time.Duration) Option {
 // collector once, and stops both in t.Cleanup. It fails the test on error.
 func Start(t testing.TB, opts ...Option) *Stack {
 	t.Helper()
-	var o options
+	o := options{interval: time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Stack{Dir: t.TempDir()} // removed after the cleanup below has stopped the servers
+	s := &Stack{Dir: t.TempDir(), interval: o.interval} // removed after the cleanup below has stopped the servers
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 
@@ -83,6 +84,9 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	s.WaitForSamples(t, `up{job="otel-collector"} == 1`, 1)
 	return s
 }
+
+// ScrapeInterval returns Prometheus' scrape and rule evaluation interval.
+func (s *Stack) ScrapeInterval() time.Duration { return s.interval }
 
 func (s *Stack) stop(t testing.TB) {
 	t.Helper()

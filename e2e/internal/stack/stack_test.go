@@ -1,0 +1,309 @@
+package stack_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"testing"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/pgmqotel/pgmqotel/e2e/internal/stack"
+)
+
+func TestMain(m *testing.M) { stack.Main(m) }
+
+// The two fake replicas of TestPipeline. They report the same queue with
+// slightly different depths (as two samplers a moment apart would), and
+// their own pools and processors.
+var (
+	replicaA = replica{
+		instanceID: "replica-a",
+		processors: map[string]int64{"worker": 3, "scheduler": 1},
+		pool:       "main", used: 4, idle: 6, max: 10, min: 2, waits: 7, waitTime: 1.5,
+		queue: "jobs", visible: 12, invisible: 3, oldestAge: 42.5, sent: 100,
+		errors: map[string]int64{"timeout": 2},
+	}
+	replicaB = replica{
+		instanceID: "replica-b",
+		processors: map[string]int64{"worker": 2},
+		pool:       "main", used: 9, idle: 1, max: 10, min: 2, waits: 30, waitTime: 12.25,
+		queue: "jobs", visible: 11, invisible: 5, oldestAge: 40, sent: 99,
+	}
+)
+
+// TestPipeline sends real OTLP metrics through the shipped collector
+// configuration into a real Prometheus, and checks the Prometheus names,
+// labels and values, the dashboard queries and the alert rules. The trace
+// backend is a dead port all along, and spans are sent to it first: metrics
+// must flow regardless.
+func TestPipeline(t *testing.T) {
+	s := stack.Start(t)
+	s.SetOTLPEnv(t)
+	t.Setenv("OTEL_SERVICE_NAME", "orchestrator")
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "500")
+
+	sendSpanToDeadBackend(t, s)
+	startReplica(t, replicaA)
+	startReplica(t, replicaB)
+
+	t.Run("names", func(t *testing.T) {
+		want := []string{
+			"db_client_connection_count",
+			"db_client_connection_idle_min",
+			"db_client_connection_max",
+			"db_client_connection_utilization_ratio",
+			"orchestration_processor_active",
+			"pgmq_queue_depth",
+			"pgmq_queue_oldest_message_age_seconds",
+			"pgmq_queue_sent_messages_total",
+			"pgmq_sampler_errors_total",
+			"pgxpool_acquire_wait_time_seconds_total",
+			"pgxpool_acquire_waits_total",
+			"target_info",
+		}
+		var got []string
+		stack.WaitFor(t, stack.DefaultTimeout, "every metric of both replicas", func(ctx context.Context) error {
+			samples, err := s.Prometheus.Query(ctx, `count by (__name__) ({job="orchestrator"})`)
+			if err != nil {
+				return err
+			}
+			got = got[:0]
+			for _, x := range samples {
+				got = append(got, x.Name())
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("metric names %v, want %v", got, want)
+			}
+			// Every series of replica B, the last one started, has arrived.
+			b, err := s.Prometheus.Query(ctx, `count({instance="replica-b"})`)
+			if err != nil || len(b) == 0 || b[0].Value < 11 {
+				return fmt.Errorf("replica-b series: %v %v", b, err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("series", func(t *testing.T) {
+		// Labels every series of replica A carries besides its own attributes.
+		common := map[string]string{
+			"job":                 "orchestrator", // service.name
+			"instance":            "replica-a",    // service.instance.id
+			"service_instance_id": "replica-a",    // resource_constant_labels
+			"otel_scope_name":     "github.com/pgmqotel/pgmqotel/e2e",
+		}
+		with := func(kv ...string) map[string]string {
+			m := maps.Clone(common)
+			for i := 0; i < len(kv); i += 2 {
+				m[kv[i]] = kv[i+1]
+			}
+			return m
+		}
+		pool := []string{"db_client_connection_pool_name", "main"}
+		queue := []string{"messaging_system", "pgmq", "messaging_destination_name", "jobs"}
+		for _, tc := range []struct {
+			name   string
+			labels map[string]string // without __name__
+			value  float64
+		}{
+			{"orchestration_processor_active", with("orchestration_processor_kind", "worker"), 3},
+			{"orchestration_processor_active", with("orchestration_processor_kind", "scheduler"), 1},
+			{"db_client_connection_count", with(append(pool, "db_client_connection_state", "used")...), 4},
+			{"db_client_connection_count", with(append(pool, "db_client_connection_state", "idle")...), 6},
+			{"db_client_connection_max", with(pool...), 10},
+			{"db_client_connection_idle_min", with(pool...), 2},
+			{"db_client_connection_utilization_ratio", with(pool...), 0.4},
+			{"pgxpool_acquire_waits_total", with(pool...), 7},
+			{"pgxpool_acquire_wait_time_seconds_total", with(pool...), 1.5},
+			{"pgmq_queue_depth", with(append(queue, "pgmq_message_state", "visible")...), 12},
+			{"pgmq_queue_depth", with(append(queue, "pgmq_message_state", "invisible")...), 3},
+			{"pgmq_queue_oldest_message_age_seconds", with(queue...), 42.5},
+			{"pgmq_queue_sent_messages_total", with(queue...), 100},
+			{"pgmq_sampler_errors_total", with("error_type", "timeout"), 2},
+		} {
+			sel := tc.name + selector(tc.labels)
+			got := s.WaitForSamples(t, sel, 1)
+			if len(got) != 1 {
+				t.Errorf("%s: %d series, want 1: %v", sel, len(got), got)
+				continue
+			}
+			want := maps.Clone(tc.labels)
+			want["__name__"] = tc.name
+			if !maps.Equal(got[0].Labels, want) {
+				t.Errorf("%s: labels %v, want exactly %v", tc.name, got[0].Labels, want)
+			}
+			if got[0].Value != tc.value {
+				t.Errorf("%s: value %v, want %v", sel, got[0].Value, tc.value)
+			}
+		}
+	})
+
+	t.Run("replicas", func(t *testing.T) {
+		// Replicas stay apart: one utilization series each.
+		got := s.QueryInstant(t, `db_client_connection_utilization_ratio{db_client_connection_pool_name="main"}`)
+		byReplica := map[string]float64{}
+		for _, x := range got {
+			byReplica[x.Labels["service_instance_id"]] = x.Value
+		}
+		if want := map[string]float64{"replica-a": 0.4, "replica-b": 0.9}; !maps.Equal(byReplica, want) {
+			t.Errorf("utilization by replica %v, want %v", byReplica, want)
+		}
+		// Queue-level series aggregate with max across replicas.
+		got = s.QueryInstant(t, `max by (messaging_destination_name, pgmq_message_state) (pgmq_queue_depth)`)
+		depth := map[string]float64{}
+		for _, x := range got {
+			depth[x.Labels["messaging_destination_name"]+"/"+x.Labels["pgmq_message_state"]] = x.Value
+		}
+		if want := map[string]float64{"jobs/visible": 12, "jobs/invisible": 5}; !maps.Equal(depth, want) {
+			t.Errorf("max queue depth %v, want %v", depth, want)
+		}
+	})
+
+	t.Run("dashboard", func(t *testing.T) {
+		path, err := stack.DashboardPath()
+		if err != nil {
+			t.Fatal(err)
+		}
+		results := s.CheckDashboard(t, path)
+		// A few panels whose value follows from the replicas' fixed values.
+		for panel, want := range map[string]float64{
+			"Active processors": 3 + 1 + 2,
+			"Visible backlog":   12,
+			"Oldest message":    42.5,
+			"Busiest pool":      0.9,
+		} {
+			i := slices.IndexFunc(results, func(r stack.DashboardResult) bool { return r.Panel == panel })
+			if i < 0 {
+				t.Errorf("no panel %q", panel)
+				continue
+			}
+			if r := results[i]; len(r.Samples) != 1 || r.Samples[0].Value != want {
+				t.Errorf("panel %q (%s) = %v, want one sample %v", panel, r.Expanded, r.Samples, want)
+			}
+		}
+		t.Logf("%d dashboard queries returned data", len(results))
+	})
+
+	t.Run("rules", func(t *testing.T) {
+		rules := s.WaitForRules(t)
+		var names []string
+		for _, r := range rules {
+			names = append(names, r.Name)
+			if r.Health != "ok" {
+				t.Errorf("rule %s (%s): health %q: %s", r.Name, r.Query, r.Health, r.LastError)
+			}
+		}
+		sort.Strings(names)
+		want := []string{
+			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQOldestMessageTooOld",
+			"PGMQQueueDepthGrowing", "PGMQSamplerErrors", "PGMQTelemetryAbsent",
+			"PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh", "pgmq:queue_depth:max",
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("rules %v, want %v", names, want)
+		}
+		// Real data drives the rules: replica B's pool (0.9) is above the
+		// warning threshold, so that alert becomes pending; nothing else is.
+		stack.WaitFor(t, stack.DefaultTimeout, "PGXPoolUtilizationHigh pending", func(ctx context.Context) error {
+			rules, err := s.Prometheus.Rules(ctx)
+			if err != nil {
+				return err
+			}
+			for _, r := range rules {
+				want := "inactive"
+				if r.Name == "PGXPoolUtilizationHigh" {
+					want = "pending"
+				}
+				if r.Type == "alerting" && r.State != want {
+					return fmt.Errorf("%s is %s, want %s", r.Name, r.State, want)
+				}
+			}
+			return nil
+		})
+		// The recording rule sums the states per replica, then takes the max
+		// across replicas (A: 12 + 3 = 15, B: 11 + 5 = 16). Polled: the rule
+		// may have last run before both replicas reported.
+		stack.WaitFor(t, stack.DefaultTimeout, "pgmq:queue_depth:max", func(ctx context.Context) error {
+			rec, err := s.Prometheus.Query(ctx, `pgmq:queue_depth:max{job="orchestrator",messaging_destination_name="jobs"}`)
+			if err != nil {
+				return err
+			}
+			if len(rec) != 1 || rec[0].Value != 16 {
+				return fmt.Errorf("got %v, want one series 16", rec)
+			}
+			return nil
+		})
+	})
+
+	t.Run("dead trace backend", func(t *testing.T) {
+		// Meanwhile the span sent before the metrics is still queued for
+		// retry, or has failed: never delivered, never in the way.
+		backend := map[string]string{"exporter": "otlp_grpc/backend"}
+		stack.WaitFor(t, stack.DefaultTimeout, "the span to be queued or failed", func(ctx context.Context) error {
+			var total float64
+			for _, name := range []string{"otelcol_exporter_queue_size", "otelcol_exporter_send_failed_spans"} {
+				n, _, err := s.Collector.InternalMetric(ctx, name, backend)
+				if err != nil {
+					return err
+				}
+				total += n
+			}
+			if total < 1 {
+				return fmt.Errorf("no span queued or failed")
+			}
+			return nil
+		})
+		sent, _, err := s.Collector.InternalMetric(context.Background(), "otelcol_exporter_sent_spans", backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent != 0 {
+			t.Errorf("%v span(s) sent to a backend nobody listens on", sent)
+		}
+	})
+}
+
+// sendSpanToDeadBackend exports one span through the collector, whose trace
+// backend is a port nobody listens on, and waits until the collector has
+// accepted it: from then on its trace exporter retries in the background.
+func sendSpanToDeadBackend(t *testing.T, s *stack.Stack) {
+	t.Helper()
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx) // configured by OTEL_EXPORTER_OTLP_*
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	_, span := tp.Tracer("github.com/pgmqotel/pgmqotel/e2e").Start(ctx, "enqueue")
+	span.End()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stack.WaitFor(t, stack.DefaultTimeout, "the collector to accept the span", func(ctx context.Context) error {
+		n, _, err := s.Collector.InternalMetric(ctx, "otelcol_receiver_accepted_spans", nil)
+		if err != nil {
+			return err
+		}
+		if n < 1 {
+			return fmt.Errorf("%v spans accepted", n)
+		}
+		return nil
+	})
+}
+
+// selector renders labels as a PromQL selector with exact matchers.
+func selector(labels map[string]string) string {
+	keys := slices.Sorted(maps.Keys(labels))
+	out := "{"
+	for i, k := range keys {
+		if i > 0 {
+			out += ","
+		}
+		out += fmt.Sprintf("%s=%q", k, labels[k])
+	}
+	return out + "}"
+}
