@@ -71,6 +71,7 @@ type queueSampler struct {
 	cfg        config
 	connConfig *pgx.ConnConfig
 	opts       pgmqclient.DepthOptions
+	depths     *pgmqclient.DepthSampler // on conn; replaced with it
 	key        int64
 
 	sem     chan struct{}
@@ -110,6 +111,9 @@ func newQueueSampler(cfg config) (*queueSampler, error) {
 	serverTimeout := strconv.FormatInt(max(cfg.sampleTimeout.Milliseconds()*9/10, 1), 10)
 	cc.RuntimeParams["statement_timeout"] = serverTimeout
 	cc.RuntimeParams["lock_timeout"] = serverTimeout
+	// The sampling statement stays prepared on this connection; one generic
+	// plan spares the server from planning it again at every sample.
+	cc.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 
 	s := &queueSampler{
 		cfg:        cfg,
@@ -208,7 +212,12 @@ func (s *queueSampler) sample(parent context.Context) *queueSample {
 		if err != nil {
 			return s.fail(fmt.Errorf("otelmetrics: queue sampler: connect: %w", err))
 		}
-		s.conn, s.leader = conn, false
+		ds, err := pgmqclient.NewDepthSampler(conn, s.opts)
+		if err != nil { // options were validated in newQueueSampler
+			_ = conn.Close(ctx)
+			return s.fail(fmt.Errorf("otelmetrics: queue sampler: %w", err))
+		}
+		s.conn, s.depths, s.leader = conn, ds, false
 	}
 	role := RoleSampler
 	if s.cfg.election && !s.leader {
@@ -226,7 +235,7 @@ func (s *queueSampler) sample(parent context.Context) *queueSample {
 		return &queueSample{at: s.cfg.now(), role: RoleStandby}
 	}
 	s.queries.Add(1)
-	depths, err := pgmqclient.New(s.conn).SampleDepths(ctx, s.opts)
+	depths, err := s.depths.Sample(ctx)
 	if err != nil {
 		return s.fail(fmt.Errorf("otelmetrics: queue sampler: %w", err))
 	}
