@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/pgmqotel/pgmqotel/e2e/internal/fakeapp"
 	"github.com/pgmqotel/pgmqotel/e2e/internal/stack"
 )
 
@@ -20,20 +21,34 @@ func TestMain(m *testing.M) { stack.Main(m) }
 // slightly different depths (as two samplers a moment apart would), and
 // their own pools and processors.
 var (
-	replicaA = replica{
-		instanceID: "replica-a",
-		processors: map[string]int64{"worker": 3, "scheduler": 1},
-		pool:       "main", used: 4, idle: 6, max: 10, min: 2, waits: 7, waitTime: 1.5,
-		queue: "jobs", visible: 12, invisible: 3, oldestAge: 42.5, sent: 100,
-		errors: map[string]int64{"timeout": 2},
+	replicaA = fakeapp.Replica{
+		InstanceID: "replica-a",
+		Processors: map[string]int64{"worker": 3, "scheduler": 1},
+		Pool:       "main", Used: 4, Idle: 6, Max: 10, IdleMin: 2, AcquireWaits: 7, AcquireWaitSec: 1.5,
+		Queue: "jobs", Visible: 12, Invisible: 3, OldestAgeSeconds: 42.5, Sent: 100,
+		SamplerErrors: map[string]int64{"timeout": 2},
 	}
-	replicaB = replica{
-		instanceID: "replica-b",
-		processors: map[string]int64{"worker": 2},
-		pool:       "main", used: 9, idle: 1, max: 10, min: 2, waits: 30, waitTime: 12.25,
-		queue: "jobs", visible: 11, invisible: 5, oldestAge: 40, sent: 99,
+	replicaB = fakeapp.Replica{
+		InstanceID: "replica-b",
+		Processors: map[string]int64{"worker": 2},
+		Pool:       "main", Used: 9, Idle: 1, Max: 10, IdleMin: 2, AcquireWaits: 30, AcquireWaitSec: 12.25,
+		Queue: "jobs", Visible: 11, Invisible: 5, OldestAgeSeconds: 40, Sent: 99,
 	}
 )
+
+// startReplica runs a fake replica until the test ends.
+func startReplica(t *testing.T, r fakeapp.Replica) {
+	t.Helper()
+	shutdown, err := fakeapp.Start(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := shutdown(context.Background()); err != nil {
+			t.Errorf("shut down replica %s: %v", r.InstanceID, err)
+		}
+	})
+}
 
 // TestPipeline sends real OTLP metrics through the shipped collector
 // configuration into a real Prometheus, and checks the Prometheus names,
@@ -94,7 +109,7 @@ func TestPipeline(t *testing.T) {
 			"job":                 "orchestrator", // service.name
 			"instance":            "replica-a",    // service.instance.id
 			"service_instance_id": "replica-a",    // resource_constant_labels
-			"otel_scope_name":     "github.com/pgmqotel/pgmqotel/e2e",
+			"otel_scope_name":     fakeapp.ScopeName,
 		}
 		with := func(kv ...string) map[string]string {
 			m := maps.Clone(common)

@@ -15,21 +15,32 @@ import (
 // pair of match, read straight from the collector's telemetry endpoint. found
 // is false when no series matches.
 func (c *Collector) InternalMetric(ctx context.Context, name string, match map[string]string) (sum float64, found bool, err error) {
+	return scrapeSum(ctx, c.TelemetryAddr, name, match)
+}
+
+// ExportedMetric is InternalMetric for the prometheus exporter's endpoint:
+// the application metrics as Prometheus would scrape them, without waiting
+// for a scrape.
+func (c *Collector) ExportedMetric(ctx context.Context, name string, match map[string]string) (sum float64, found bool, err error) {
+	return scrapeSum(ctx, c.PromAddr, name, match)
+}
+
+func scrapeSum(ctx context.Context, addr, name string, match map[string]string) (sum float64, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.TelemetryAddr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return 0, false, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, false, fmt.Errorf("collector telemetry: %w", err)
+		return 0, false, fmt.Errorf("scrape %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, false, fmt.Errorf("collector telemetry: %w", err)
+		return 0, false, fmt.Errorf("scrape %s: %w", addr, err)
 	}
 	fam, ok := families[name]
 	if !ok {
