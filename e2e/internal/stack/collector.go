@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type CollectorOptions struct {
 	BackendEndpoint string
 	// Env holds extra NAME=value pairs for the collector process.
 	Env []string
+	// GRPCAddr, HTTPAddr, PromAddr and TelemetryAddr fix the listen
+	// addresses (host:port); empty ones get a free 127.0.0.1 port.
+	GRPCAddr, HTTPAddr, PromAddr, TelemetryAddr string
 }
 
 // Collector is a running collector started by StartCollector. Addresses are
@@ -81,10 +85,10 @@ func startCollectorOnce(ctx context.Context, bin string, args []string, opts Col
 		return nil, err
 	}
 	c := &Collector{
-		GRPCAddr:      addrs[0],
-		HTTPAddr:      addrs[1],
-		PromAddr:      addrs[2],
-		TelemetryAddr: addrs[3],
+		GRPCAddr:      cmp.Or(opts.GRPCAddr, addrs[0]),
+		HTTPAddr:      cmp.Or(opts.HTTPAddr, addrs[1]),
+		PromAddr:      cmp.Or(opts.PromAddr, addrs[2]),
+		TelemetryAddr: cmp.Or(opts.TelemetryAddr, addrs[3]),
 		BackendAddr:   opts.BackendEndpoint,
 		LogPath:       filepath.Join(opts.Dir, fmt.Sprintf("collector-%d.log", attempt)),
 	}
@@ -96,8 +100,8 @@ func startCollectorOnce(ctx context.Context, bin string, args []string, opts Col
 		"OTLP_HTTP_ENDPOINT=" + c.HTTPAddr,
 		"PROMETHEUS_EXPORTER_ENDPOINT=" + c.PromAddr,
 		"OTLP_BACKEND_ENDPOINT=" + c.BackendAddr,
-		"COLLECTOR_TELEMETRY_HOST=127.0.0.1",
-		fmt.Sprintf("COLLECTOR_TELEMETRY_PORT=%d", portNum(c.TelemetryAddr)),
+		"COLLECTOR_TELEMETRY_HOST=" + host(c.TelemetryAddr),
+		"COLLECTOR_TELEMETRY_PORT=" + port(c.TelemetryAddr),
 	}, opts.Env...)
 	c.proc, err = startProcess("collector", bin, args, env, c.LogPath)
 	if err != nil {

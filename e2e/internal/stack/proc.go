@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -146,9 +145,12 @@ func port(addr string) string {
 	return p
 }
 
-func portNum(addr string) int {
-	n, _ := strconv.Atoi(port(addr))
-	return n
+func host(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
 }
 
 // poll calls check every interval until it returns nil, ctx ends, or the

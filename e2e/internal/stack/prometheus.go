@@ -27,6 +27,9 @@ type PrometheusOptions struct {
 	// Binary is the prometheus executable; $PROMETHEUS_BIN or
 	// /usr/bin/prometheus when empty.
 	Binary string
+	// ListenAddr fixes the web listen address; empty means a free
+	// 127.0.0.1 port.
+	ListenAddr string
 }
 
 // Prometheus is a running Prometheus started by StartPrometheus.
@@ -81,9 +84,11 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 	}
 	var lastErr error
 	for attempt := range startAttempts {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
+		addr := opts.ListenAddr
+		if addr == "" {
+			if addr, err = freeAddr(); err != nil {
+				return nil, err
+			}
 		}
 		p := &Prometheus{
 			URL:        "http://" + addr,
