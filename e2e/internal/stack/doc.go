@@ -10,12 +10,14 @@
 //	func TestMain(m *testing.M) { stack.Main(m) } // removes the built collector
 //
 //	func TestSomething(t *testing.T) {
-//		s := stack.Start(t)              // collector + prometheus, stopped in t.Cleanup
-//		s.SetOTLPEnv(t)                  // OTEL_EXPORTER_OTLP_* for an in-process SDK
+//		s := stack.Start(t)  // collector + prometheus, stopped in t.Cleanup
+//		s.SetOTLPEnv(t)      // OTEL_EXPORTER_OTLP_* for an in-process SDK
 //		cmd.Env = append(os.Environ(), s.Collector.OTLPEnv()...) // or for a child process
 //		...
 //		got := s.WaitForSamples(t, `pgmq_queue_depth{pgmq_message_state="visible"}`, 1)
-//		s.CheckDashboard(t, stack.DashboardPath(t)) // every panel query returns data
+//		rules := s.WaitForRules(t) // loaded and evaluated; check Health == "ok"
+//		path, _ := stack.DashboardPath()
+//		s.CheckDashboard(t, path) // every panel query returns data
 //	}
 //
 // The collector binary is built once per test process (the Go build cache
