@@ -113,7 +113,7 @@ func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 // discoverSQL lists the queues with their table's oid, the messages ever
 // sent and the server's clock. Queue names never reach SQL as text.
 const discoverSQL = `
-SELECT m.queue_name, c.oid, coalesce(pg_sequence_last_value(s.oid), 0), now()
+SELECT m.queue_name, c.relname, c.oid, coalesce(pg_sequence_last_value(s.oid), 0), now()
 FROM pgmq.meta AS m
 JOIN pg_catalog.pg_class AS c
 	ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name)
@@ -124,7 +124,8 @@ ORDER BY m.queue_name`
 
 // discovered is one row of discoverSQL.
 type discovered struct {
-	name string
+	name string // as in pgmq.meta
+	rel  string // the table's name, as the server folded it
 	oid  uint32
 	sent int64
 }
@@ -147,7 +148,7 @@ func newDepthPlan(queues []discovered) *depthPlan {
 		if i > 0 {
 			b.WriteString("\nUNION ALL\n")
 		}
-		table := pgx.Identifier{"pgmq", "q_" + strings.ToLower(q.name)}.Sanitize()
+		table := pgx.Identifier{"pgmq", q.rel}.Sanitize()
 		oid := "$" + strconv.Itoa(i+2) + "::oid"
 		fmt.Fprintf(&b, `SELECT %d, s.live, lo.msg_id, lo.enqueued_at, hi.msg_id,
 	(SELECT count(*) FROM (SELECT 1 FROM %[3]s LIMIT CASE WHEN least(s.live, hi.msg_id - lo.msg_id + 1) > $1::bigint THEN 0 ELSE $1::bigint + 1 END) AS t),
@@ -278,7 +279,7 @@ func scanDiscovered(rows pgx.Rows) ([]discovered, time.Time, error) {
 	)
 	for rows.Next() {
 		var d discovered
-		if err := rows.Scan(&d.name, &d.oid, &d.sent, &now); err != nil {
+		if err := rows.Scan(&d.name, &d.rel, &d.oid, &d.sent, &now); err != nil {
 			return nil, time.Time{}, err
 		}
 		out = append(out, d)
