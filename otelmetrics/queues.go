@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -297,7 +298,9 @@ func errorType(err error) string {
 			return "timeout"
 		}
 		return pgErr.Code
-	case errors.As(err, &connErr), errors.As(err, &netErr), pgconn.SafeToRetry(err):
+	case errors.As(err, &connErr), errors.As(err, &netErr), pgconn.SafeToRetry(err),
+		// The server or the network dropped an open connection mid-query.
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "connection"
 	}
 	return "_OTHER"

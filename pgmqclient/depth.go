@@ -199,19 +199,22 @@ func (s *DepthSampler) Sample(ctx context.Context) ([]QueueDepth, error) {
 
 func (s *DepthSampler) sample(ctx context.Context) ([]QueueDepth, error) {
 	b, canBatch := s.db.(batcher)
-	if s.plan != nil && canBatch {
+	// With no queues the plan has no statement to pipeline (an empty one
+	// would make pgx panic): discovery alone is the sample.
+	if s.plan != nil && len(s.plan.queues) > 0 && canBatch {
 		queues, now, rows, err := s.pipelined(ctx, b)
 		var pgErr *pgconn.PgError
 		switch {
 		case err == nil && s.plan.matches(queues):
 			return s.depths(queues, now, rows), nil
-		case err == nil, errors.As(err, &pgErr) && pgErr.Code == "42P01" && queues != nil:
-			// The set of queues changed (one created, or dropped while the
-			// statement was built for it): sample the new set now.
+		case err == nil:
+			// The set of queues changed: sample the new set now.
 			return s.withPlan(ctx, queues, now)
-		default:
+		case !errors.As(err, &pgErr) || pgErr.Code != "42P01":
 			return nil, err
 		}
+		// A table of the plan is gone (its queue was dropped), which can
+		// fail the batch before discovery ran: discover again.
 	}
 	queues, now, err := s.discover(ctx)
 	if err != nil {
@@ -220,27 +223,32 @@ func (s *DepthSampler) sample(ctx context.Context) ([]QueueDepth, error) {
 	return s.withPlan(ctx, queues, now)
 }
 
-// pipelined sends discovery and the current plan in one round trip. On a
-// sampling error it still returns the discovered queues.
+// pipelined sends the current plan and discovery in one round trip.
+//
+// The plan goes first: the batch is one implicit transaction, and locking
+// a queue's table before its id sequence (which discovery reads) is the
+// order DROP TABLE takes them in. The other order deadlocks with a
+// concurrent drop_queue, and PostgreSQL may then end the application's
+// drop rather than the sample.
 func (s *DepthSampler) pipelined(ctx context.Context, b batcher) ([]discovered, time.Time, [][]any, error) {
 	batch := &pgx.Batch{}
-	batch.Queue(discoverSQL, s.names)
 	batch.Queue(s.plan.sql, s.plan.args(s.threshold)...)
+	batch.Queue(discoverSQL, s.names)
 	br := b.SendBatch(ctx, batch)
 	defer br.Close()
 	rows, err := br.Query()
 	if err != nil {
 		return nil, time.Time{}, nil, err
 	}
-	queues, now, err := scanDiscovered(rows)
+	values, err := scanDepthRows(rows)
 	if err != nil {
 		return nil, time.Time{}, nil, err
 	}
 	rows, err = br.Query()
 	if err != nil {
-		return queues, now, nil, err
+		return nil, time.Time{}, nil, err
 	}
-	values, err := scanDepthRows(rows)
+	queues, now, err := scanDiscovered(rows)
 	return queues, now, values, err
 }
 
