@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
+)
+
+// healthPath is where the health report is served.
+const healthPath = "/healthz"
+
+// healthTimeout bounds the work behind one health report, so that the
+// endpoint answers within a second even when the database does not answer
+// at all. Only the queue sample can wait; processors and pools are read
+// from memory.
+const healthTimeout = 800 * time.Millisecond
+
+// healthReport is the JSON served on /healthz: the metrics snapshot (active
+// processors, pools, queues, queue sampler), the database's state and this
+// process's task counters.
+type healthReport struct {
+	otelmetrics.Snapshot
+	Database databaseHealth `json:"database"`
+	Tasks    taskCounts     `json:"tasks"`
+}
+
+// databaseHealth says whether the database answered the last queue sample.
+type databaseHealth struct {
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error"` // empty when healthy
+}
+
+// taskCounts are the messages this process handled since it started.
+type taskCounts struct {
+	Produced  int64 `json:"produced"`
+	Processed int64 `json:"processed"`
+	Failed    int64 `json:"failed"`
+}
+
+// health assembles the report within healthTimeout. It never waits for a
+// pool connection, which the processors may all hold: the snapshot reads
+// pool statistics from memory and samples the queues on the queue
+// sampler's own connection. That sample also tells whether the database is
+// reachable.
+func (o *orchestrator) health(ctx context.Context) healthReport {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	r := healthReport{
+		Snapshot: o.metrics.Snapshot(ctx),
+		Tasks: taskCounts{
+			Produced:  o.produced.Load(),
+			Processed: o.processed.Load(),
+			Failed:    o.failed.Load(),
+		},
+	}
+	switch s := r.QueueSampler; {
+	case s == nil:
+		r.Database.Error = "queue sampling is off"
+	case !s.Healthy:
+		r.Database.Error = s.Error
+	default:
+		r.Database.Healthy = true
+	}
+	return r
+}
+
+// healthMux serves the report on healthPath: 200 when the database is
+// healthy, 503 (with the same JSON body) when it is not, so a load balancer
+// or an orchestration platform can act on the status alone.
+func (o *orchestrator) healthMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+healthPath, func(w http.ResponseWriter, r *http.Request) {
+		rep := o.health(r.Context())
+		body, err := json.Marshal(rep)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if rep.Database.Healthy {
+			w.WriteHeader(http.StatusOK)
+		} else {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = w.Write(append(body, '\n'))
+	})
+	return mux
+}
