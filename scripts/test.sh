@@ -8,3 +8,10 @@ cd "$(dirname "$0")/.."
 
 go test -race -count=1 "$@" ./...
 (cd e2e && go test -race -count=1 -timeout 30m "$@" ./...)
+
+# Short fuzz runs of the queue-name targets (the committed corpus in
+# pgmqclient/testdata/fuzz also runs with every `go test` above).
+# PGMQOTEL_FUZZTIME lengthens them, e.g. PGMQOTEL_FUZZTIME=10m.
+fuzztime="${PGMQOTEL_FUZZTIME:-10s}"
+go test -run '^$' -fuzz '^FuzzValidateQueueName$' -fuzztime "$fuzztime" ./pgmqclient
+go test -run '^$' -fuzz '^FuzzQuoteIdentifier$' -fuzztime "$fuzztime" ./pgmqclient
