@@ -252,7 +252,10 @@ var clientCalls = func() []struct {
 		{"Delete", func(c *pgmqclient.Client, q string) error { _, err := c.Delete(ctx, q, 1); return err }},
 		{"DeleteBatch", func(c *pgmqclient.Client, q string) error { _, err := c.DeleteBatch(ctx, q, []int64{1, 2}); return err }},
 		{"Archive", func(c *pgmqclient.Client, q string) error { _, err := c.Archive(ctx, q, 1); return err }},
-		{"ArchiveBatch", func(c *pgmqclient.Client, q string) error { _, err := c.ArchiveBatch(ctx, q, []int64{1, 2}); return err }},
+		{"ArchiveBatch", func(c *pgmqclient.Client, q string) error {
+			_, err := c.ArchiveBatch(ctx, q, []int64{1, 2})
+			return err
+		}},
 		{"SetVisibilityTimeout", func(c *pgmqclient.Client, q string) error {
 			_, err := c.SetVisibilityTimeout(ctx, q, 1, time.Second)
 			return err
