@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
-	"github.com/go-logr/stdr"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -69,8 +68,9 @@ func watchOutputs(t *testing.T) *outputs {
 	log.SetOutput(writerFunc(func(p []byte) { o.add("log", string(p)) }))
 	t.Cleanup(func() {
 		otel.SetErrorHandler(prevHandler)
-		// The SDK's default logger.
-		otel.SetLogger(stdr.New(log.New(os.Stderr, "", log.LstdFlags|log.Lshortfile)))
+		// Back to stderr at verbosity 0, as the SDK's default logger.
+		stderr := log.New(os.Stderr, "", log.LstdFlags)
+		otel.SetLogger(funcr.New(func(prefix, args string) { stderr.Println(prefix, args) }, funcr.Options{}))
 		log.SetOutput(prevLog)
 	})
 	return o
