@@ -123,7 +123,9 @@ func (m *Metrics) registerLocal(meter metric.Meter) (metric.Registration, error)
 }
 
 // Close unregisters the callbacks and closes the queue sampler's connection,
-// which releases its election lock. It is idempotent.
+// which releases its election lock. It is idempotent. Shut the
+// MeterProvider down first: its final export still observes these
+// instruments, and after Close it would carry none of them.
 func (m *Metrics) Close() error {
 	m.closeOnce.Do(func() {
 		var errs []error
