@@ -199,9 +199,14 @@ func testDatabaseFault(t *testing.T, f dbFault, election bool) {
 	}
 
 	f.cause(fdb.proxy)
-	var handledAt []int
+	var (
+		handledAt []int
+		took      []time.Duration
+	)
 	for i := 1; i <= collectionsDuringFault; i++ {
+		start := time.Now()
 		got = timedCollect(t, r, faultTimeout)
+		took = append(took, time.Since(start).Round(time.Millisecond))
 		got.mustBeDegraded(t, "app")
 		if n := got.samplerErrors(); n != float64(i) {
 			t.Fatalf("sampler errors after %d collections in the fault = %v (%v), want %d", i, n, got.errorTypes(), i)
@@ -209,7 +214,7 @@ func testDatabaseFault(t *testing.T, f dbFault, election bool) {
 		handledAt = append(handledAt, h.count())
 	}
 	types := got.errorTypes()
-	t.Logf("error types %v; otel.Handle calls after each collection %v", types, handledAt)
+	t.Logf("collections took %v (sample timeout %v); error types %v; otel.Handle calls after each collection %v", took, faultTimeout, types, handledAt)
 	for _, e := range handled(h) {
 		t.Logf("handled: %v", e)
 	}
@@ -367,7 +372,9 @@ func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 	}
 
 	for i := 1; i <= 2; i++ {
+		start := time.Now()
 		got := timedCollect(t, r, timeout)
+		t.Logf("collection %d while locked took %v (sample timeout %v)", i, time.Since(start).Round(time.Millisecond), timeout)
 		if v := got.mustValue(t, MetricProcessorActive, kindAttr("worker")); v != 1 {
 			t.Fatalf("processors while locked = %v", v)
 		}
