@@ -2,6 +2,7 @@ package otelmetrics
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +109,40 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("no replica took over after Close: %v", got)
+		}
+	}
+}
+
+// The sampler's session carries the settings its guarantees rest on.
+func TestSamplerSessionSettings(t *testing.T) {
+	db := pgmqtest.New(t)
+	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithSampleTimeout(time.Second))
+	collect(t, r)
+	conn := m.sampler.conn
+	if conn == nil {
+		t.Fatal("no sampler connection after a collection")
+	}
+	for setting, want := range map[string]string{
+		"application_name":        "pgmqotel-queue-sampler",
+		"plan_cache_mode":         "force_generic_plan",
+		"statement_timeout":       "900ms",
+		"lock_timeout":            "900ms",
+		"tcp_keepalives_idle":     "10",
+		"tcp_keepalives_interval": "5",
+		"tcp_keepalives_count":    "3",
+	} {
+		var (
+			got   string
+			isTCP bool
+		)
+		if err := conn.QueryRow(context.Background(), "SELECT current_setting($1), inet_client_addr() IS NOT NULL", setting).Scan(&got, &isTCP); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(setting, "tcp_") && !isTCP {
+			continue // keepalives apply to TCP only; the server reports 0 on a Unix socket
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", setting, got, want)
 		}
 	}
 }

@@ -112,6 +112,13 @@ func newQueueSampler(cfg config) (*queueSampler, error) {
 	serverTimeout := strconv.FormatInt(max(cfg.sampleTimeout.Milliseconds()*9/10, 1), 10)
 	cc.RuntimeParams["statement_timeout"] = serverTimeout
 	cc.RuntimeParams["lock_timeout"] = serverTimeout
+	// A holder cut off by the network keeps its session, and so the
+	// election lock, until the server notices the connection is dead: with
+	// these keepalives that takes about 25 s instead of the system's
+	// default of hours, and another replica takes over.
+	cc.RuntimeParams["tcp_keepalives_idle"] = "10"
+	cc.RuntimeParams["tcp_keepalives_interval"] = "5"
+	cc.RuntimeParams["tcp_keepalives_count"] = "3"
 	// The sampling statement stays prepared on this connection; one generic
 	// plan spares the server from planning it again at every sample.
 	cc.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
