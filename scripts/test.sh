@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 go test -race -count=1 "$@" ./...
-(cd e2e && go test -race -count=1 -timeout 30m "$@" ./...)
+# -p 1: the e2e packages each start a Collector and a Prometheus on free
+# loopback ports; one package at a time keeps them from racing for ports
+# and CPU on a small machine.
+(cd e2e && go test -race -count=1 -p 1 -timeout 30m "$@" ./...)
 
 # Short fuzz runs of the queue-name targets (the committed corpus in
 # pgmqclient/testdata/fuzz also runs with every `go test` above).

@@ -160,10 +160,20 @@ func poll(ctx context.Context, what string, p *process, check func(context.Conte
 	const interval = 100 * time.Millisecond
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	// One check may not eat the whole deadline (a server that accepts but
+	// never answers), and the error reported is the last one a check
+	// finished with, not the deadline that cut the final attempt short.
+	const perCheck = 10 * time.Second
 	var last error
 	for {
-		if last = check(ctx); last == nil {
+		cctx, cancel := context.WithTimeout(ctx, perCheck)
+		err := check(cctx)
+		cancel()
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		if p != nil {
 			if done, err := p.exited(); done {
