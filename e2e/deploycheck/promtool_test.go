@@ -14,14 +14,7 @@ import (
 // promtool returns the promtool executable: $PROMTOOL_BIN or /usr/bin/promtool.
 func promtool(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("PROMTOOL_BIN")
-	if bin == "" {
-		bin = "/usr/bin/promtool"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("promtool: %v (install the Debian prometheus package or set PROMTOOL_BIN)", err)
-	}
-	return bin
+	return stack.RequireTool(t, "promtool", "PROMTOOL_BIN", "/usr/bin/promtool")
 }
 
 // TestPromtool checks the rules, runs their unit tests and checks the

@@ -65,6 +65,7 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	RequireTool(t, "prometheus", "PROMETHEUS_BIN", "/usr/bin/prometheus")
 	s := &Stack{Dir: t.TempDir(), interval: o.interval} // removed after the cleanup below has stopped the servers
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
@@ -190,4 +191,24 @@ func Main(m *testing.M) {
 	code := m.Run()
 	RemoveBuild()
 	os.Exit(code)
+}
+
+// RequireTool makes sure an external program the tests run is installed:
+// the path in the environment variable env, else def. Where it is missing
+// the test is skipped with a hint, as the database tests are without a
+// server, except under CI, where it fails.
+func RequireTool(t testing.TB, name, env, def string) string {
+	t.Helper()
+	bin := os.Getenv(env)
+	if bin == "" {
+		bin = def
+	}
+	if _, err := os.Stat(bin); err != nil {
+		msg := fmt.Sprintf("%s not found (%v): install Debian's prometheus package (apt-get install prometheus) or set %s", name, err, env)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin
 }
