@@ -210,7 +210,6 @@ func (a *app) checkSnapshot() {
 }
 
 func TestCollectorStopsAndRestarts(t *testing.T) {
-	ctx := context.Background()
 	db := pgmqtest.New(t)
 	addr := freeLoopbackAddr(t)
 	errs := watchExportErrors(t)
@@ -273,16 +272,7 @@ func TestCollectorStopsAndRestarts(t *testing.T) {
 		held[i].Finish()
 	}
 	a.step()
-	start := time.Now()
-	shutCtx, cancel := context.WithTimeout(ctx, shutdownTimeout)
-	defer cancel()
-	err := mp.Shutdown(shutCtx)
-	elapsed := time.Since(start)
-	t.Logf("Shutdown with no collector: %v after %v", err, elapsed.Round(time.Millisecond))
-	if elapsed > shutdownTimeout+shutdownSlack {
-		t.Fatalf("Shutdown took %v with a %v deadline", elapsed, shutdownTimeout)
-	}
-	if err == nil {
+	if err := shutdownWithin(t, mp); err == nil {
 		t.Error("Shutdown reported success with no collector to flush to")
 	}
 }
@@ -319,7 +309,6 @@ func liveHeap() uint64 {
 // failed exports are dropped, not queued up.
 func TestCollectorUnreachableMemoryBounded(t *testing.T) {
 	soak := soakDuration(t)
-	ctx := context.Background()
 	db := pgmqtest.New(t)
 	errs := watchExportErrors(t)
 	setOTelEnv(t, map[string]string{
@@ -381,15 +370,23 @@ func TestCollectorUnreachableMemoryBounded(t *testing.T) {
 	if other := errs.unexpected(); len(other) > 0 {
 		t.Errorf("unexpected errors handled: %q", other)
 	}
+	shutdownWithin(t, mp)
+}
+
+// shutdownWithin shuts mp down with no collector listening and fails the
+// test unless Shutdown returns by its deadline (plus scheduling slack).
+func shutdownWithin(t *testing.T, mp *otelmetrics.Provider) error {
+	t.Helper()
 	begin := time.Now()
-	shutCtx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err := mp.Shutdown(shutCtx)
+	err := mp.Shutdown(ctx)
 	elapsed := time.Since(begin)
 	t.Logf("Shutdown with no collector: %v after %v", err, elapsed.Round(time.Millisecond))
 	if elapsed > shutdownTimeout+shutdownSlack {
 		t.Fatalf("Shutdown took %v with a %v deadline", elapsed, shutdownTimeout)
 	}
+	return err
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

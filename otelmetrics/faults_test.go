@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,19 +358,7 @@ func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 	}
 	conn := m.sampler.conn
 
-	locker, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close(ctx)
-	tx, err := locker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE pgmq.q_locked IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockTable(t, db.URL, "q_locked")
 
 	for i := 1; i <= 2; i++ {
 		start := time.Now()
@@ -391,9 +380,7 @@ func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 		t.Error("the sampler reconnected: the server's lock_timeout should have ended the statement before the client gave up")
 	}
 
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	got := timedCollect(t, r, timeout)
 	if v := got.mustValue(t, MetricQueueDepth, queueAttr("locked"), visible); v != 2 {
 		t.Fatalf("depth after the lock = %v, want 2", v)
@@ -482,19 +469,7 @@ func TestQueueDroppedDuringSample(t *testing.T) {
 		t.Fatal("b_dropped not reported before the drop")
 	}
 
-	locker, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close(ctx)
-	tx, err := locker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "LOCK TABLE pgmq.q_a_stays IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockTable(t, db.URL, "q_a_stays")
 	waiting := func(app, query string) bool {
 		var n int
 		err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
@@ -531,9 +506,7 @@ func TestQueueDroppedDuringSample(t *testing.T) {
 			return waiting("", "%drop_queue%")
 		}
 	})
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	got := <-sampled
 	if !droppedFirst {
 		if err := <-dropped; err != nil {
@@ -555,4 +528,33 @@ func TestQueueDroppedDuringSample(t *testing.T) {
 	if _, ok := got.value(MetricQueueDepth, queueAttr("b_dropped")); ok || got.samplerErrors() != 0 {
 		t.Fatalf("after the drop: b_dropped reported %v, errors %v", ok, got.errorTypes())
 	}
+}
+
+// lockTable holds an ACCESS EXCLUSIVE lock on pgmq.<table> from another
+// session until release is called (or the test ends).
+func lockTable(t *testing.T, url, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	locker, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = locker.Close(ctx) })
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{"pgmq", table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if err := tx.Rollback(ctx); err != nil {
+				t.Errorf("release the lock on %s: %v", table, err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
