@@ -7,9 +7,6 @@ import "context"
 // QueueTable exposes queueTable.
 var QueueTable = queueTable
 
-// ArchiveTable exposes archiveTable.
-var ArchiveTable = archiveTable
-
 // ScanMessages exposes the by-name mapping of message_record rows.
 var ScanMessages = scanMessages
 

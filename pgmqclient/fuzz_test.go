@@ -57,21 +57,19 @@ func FuzzValidateQueueName(f *testing.F) {
 			checkRefusal(t, name, err)
 			return
 		}
-		// Accepted names make tables that read back as pgmq.q_<lower>
-		// and pgmq.a_<lower>, whose derived names fit PostgreSQL's limit.
+		// Accepted names make a table that reads back as pgmq.q_<lower>,
+		// whose derived names fit PostgreSQL's limit.
 		lower := strings.ToLower(name)
-		for prefix, table := range map[string]func(string) (string, error){"q_": pgmqclient.QueueTable, "a_": pgmqclient.ArchiveTable} {
-			quoted, err := table(name)
-			if err != nil {
-				t.Fatalf("%s table of valid %q: %v", prefix, name, err)
-			}
-			parts, ok := parseQualified(quoted)
-			if !ok || len(parts) != 2 || parts[0] != "pgmq" || parts[1] != prefix+lower {
-				t.Fatalf("%s table of %q = %s, reads back as %q", prefix, name, quoted, parts)
-			}
-			if n := len(prefix + lower + "_msg_id_seq"); n > 63 {
-				t.Fatalf("%q derives a %d-byte identifier", name, n)
-			}
+		quoted, err := pgmqclient.QueueTable(name)
+		if err != nil {
+			t.Fatalf("table of valid %q: %v", name, err)
+		}
+		parts, ok := parseQualified(quoted)
+		if !ok || len(parts) != 2 || parts[0] != "pgmq" || parts[1] != "q_"+lower {
+			t.Fatalf("table of %q = %s, reads back as %q", name, quoted, parts)
+		}
+		if n := len("q_" + lower + "_msg_id_seq"); n > 63 {
+			t.Fatalf("%q derives a %d-byte identifier", name, n)
 		}
 	})
 }
@@ -101,18 +99,13 @@ func FuzzQuoteIdentifier(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		valid := pgmqclient.ValidateQueueName(name) == nil
-		for prefix, table := range map[string]func(string) (string, error){"q_": pgmqclient.QueueTable, "a_": pgmqclient.ArchiveTable} {
-			quoted, err := table(name)
-			if !valid {
-				if err == nil || quoted != "" || !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
-					t.Fatalf("%s table of invalid %q = %q, %v; want ErrInvalidQueueName and nothing to send", prefix, name, quoted, err)
-				}
-				continue
+		quoted, err := pgmqclient.QueueTable(name)
+		if !valid {
+			if err == nil || quoted != "" || !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
+				t.Fatalf("table of invalid %q = %q, %v; want ErrInvalidQueueName and nothing to send", name, quoted, err)
 			}
-			want := `"pgmq"."` + prefix + strings.ToLower(name) + `"`
-			if err != nil || quoted != want {
-				t.Fatalf("%s table of %q = %q, %v; want %s", prefix, name, quoted, err, want)
-			}
+		} else if want := `"pgmq"."q_` + strings.ToLower(name) + `"`; err != nil || quoted != want {
+			t.Fatalf("table of %q = %q, %v; want %s", name, quoted, err, want)
 		}
 		// Every Client call: an invalid name sends nothing; a valid one
 		// reaches SQL only as a bind parameter or inside a quoted

@@ -42,10 +42,6 @@ func ValidateQueueName(name string) error {
 // "pgmq"."q_<name in lower case>", as PGMQ names it.
 func queueTable(name string) (string, error) { return pgmqTable("q_", name) }
 
-// archiveTable returns the quoted name of the queue's archive table,
-// "pgmq"."a_<name in lower case>".
-func archiveTable(name string) (string, error) { return pgmqTable("a_", name) }
-
 func pgmqTable(prefix, name string) (string, error) {
 	if err := ValidateQueueName(name); err != nil {
 		return "", err

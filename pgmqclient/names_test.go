@@ -60,17 +60,13 @@ func TestQueueNameErrorQuotesName(t *testing.T) {
 }
 
 func TestQueueTableIsQuotedAndLowerCase(t *testing.T) {
-	for name, want := range map[string][2]string{
-		"orders":    {`"pgmq"."q_orders"`, `"pgmq"."a_orders"`},
-		"MixedCase": {`"pgmq"."q_mixedcase"`, `"pgmq"."a_mixedcase"`},
+	for name, want := range map[string]string{
+		"orders":    `"pgmq"."q_orders"`,
+		"MixedCase": `"pgmq"."q_mixedcase"`,
 	} {
 		q, err := pgmqclient.QueueTable(name)
-		if err != nil || q != want[0] {
-			t.Errorf("queueTable(%q) = %q, %v; want %q", name, q, err, want[0])
-		}
-		a, err := pgmqclient.ArchiveTable(name)
-		if err != nil || a != want[1] {
-			t.Errorf("archiveTable(%q) = %q, %v; want %q", name, a, err, want[1])
+		if err != nil || q != want {
+			t.Errorf("queueTable(%q) = %q, %v; want %q", name, q, err, want)
 		}
 	}
 	if _, err := pgmqclient.QueueTable(`x"; drop table y; --`); !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
