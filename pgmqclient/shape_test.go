@@ -56,8 +56,9 @@ func TestMetricsShapes(t *testing.T) {
 		visible int64
 	}{
 		"without queue_visible_length": {`SELECT ` + base, 0},
-		"1.12":                         {`SELECT ` + base + `, 4::bigint AS queue_visible_length`, 4},
-		"1.13":                         {`SELECT ` + base + `, 4::bigint AS queue_visible_length, 0::bigint AS default_partition_length`, 4},
+		"with queue_visible_length":    {`SELECT ` + base + `, 4::bigint AS queue_visible_length`, 4},
+		// pgmq--1.12.0--1.12.1.sql appends default_partition_length.
+		"with default_partition_length": {`SELECT ` + base + `, 4::bigint AS queue_visible_length, 0::bigint AS default_partition_length`, 4},
 	} {
 		ms, err := pgmqclient.ScanMetrics(ctx, c, tc.sql)
 		if err != nil || len(ms) != 1 {
