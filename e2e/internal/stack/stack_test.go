@@ -80,16 +80,14 @@ func TestPipeline(t *testing.T) {
 			"pgxpool_acquire_waits_total",
 			"target_info",
 		}
-		// Let the rules run first, as they may on a slow machine: their
-		// output (a recording rule, pending alerts) carries job="orchestrator"
-		// too and must not count as an exported metric.
+		// The rules' own output keeps job="orchestrator" too: the recording
+		// rule (names with a colon) and ALERTS (replica B's pool at 0.9 makes
+		// PGXPoolUtilizationHigh pending at once). Wait for both, the order
+		// a slow machine meets, and count only what was scraped.
 		s.WaitForSamples(t, `pgmq:queue_depth:max{job="orchestrator"}`, 1)
-		s.WaitForSamples(t, `ALERTS{job="orchestrator"}`, 1)
+		s.WaitForSamples(t, `ALERTS{job="orchestrator",alertname="PGXPoolUtilizationHigh"}`, 1)
 		var got []string
 		stack.WaitFor(t, stack.DefaultTimeout, "every metric of both replicas", func(ctx context.Context) error {
-			// Only what was scraped: the rules' own output (ALERTS, and
-			// recording rules, whose names have a colon) keeps the job label
-			// too, and appears as soon as a rule has been evaluated.
 			samples, err := s.Prometheus.Query(ctx, `count by (__name__) ({job="orchestrator", __name__!~"ALERTS|ALERTS_FOR_STATE|.*:.*"})`)
 			if err != nil {
 				return err
