@@ -4,57 +4,100 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultExactCountThreshold is the depth up to which queues are counted
-// exactly. Above it the depth comes from PostgreSQL's statistics, so the
-// cost of a sample does not grow with the backlog.
+// exactly. Above it the depth is estimated, so the cost of a sample does
+// not grow with the backlog.
 const DefaultExactCountThreshold = 50_000
+
+// DefaultDepthLockTimeout is how long a sample waits for a lock on one
+// queue's table (held, for example, by ALTER TABLE, VACUUM FULL or LOCK
+// TABLE) before it gives that queue up and goes on with the others.
+const DefaultDepthLockTimeout = 100 * time.Millisecond
+
+// catalogChunk is how many queues one catalog statement reads: it takes a
+// lock per table, partition and sequence, held until its transaction ends,
+// so the chunk bounds the locks the sampler holds at once.
+const catalogChunk = 200
+
+// sampleProbes is how many ids an id sample looks up: with every id
+// present, two standard errors of a state's share are at most 0.78 %.
+const sampleProbes = 16384
 
 // DepthOptions selects the queues a depth sample reports and how it counts.
 type DepthOptions struct {
 	// Queues limits the sample to these queues. Empty means every queue in
 	// pgmq.meta, discovered at each sample. A named queue that does not
-	// exist is simply absent from the result.
+	// exist is reported in the result with an Err matching
+	// ErrQueueNotFound.
 	Queues []string
+	// Include, when not empty, keeps only the queues whose name matches
+	// one of these patterns; Exclude then drops those matching any of its
+	// patterns. Patterns are path.Match globs ("orders_*", "tmp_?"),
+	// matched against the lower-cased name, and are checked when the
+	// sampler is created.
+	Include, Exclude []string
 	// ExactCountThreshold is the largest depth counted exactly; zero means
 	// DefaultExactCountThreshold.
 	ExactCountThreshold int64
+	// LockTimeout bounds the wait for one queue table's lock; zero means
+	// DefaultDepthLockTimeout. A queue whose table stays locked longer is
+	// reported with an Err; the others are sampled.
+	LockTimeout time.Duration
 }
 
 // QueueDepth is one queue's depth as a sample saw it.
 type QueueDepth struct {
-	// Queue is the name as PGMQ stores it in pgmq.meta.
+	// Queue is the name as PGMQ stores it in pgmq.meta (as given in
+	// DepthOptions.Queues for a queue that does not exist).
 	Queue string
+	// Err, when not nil, says why this queue's figures are missing: the
+	// queue does not exist (ErrQueueNotFound), its table could not be read
+	// (a *pgconn.PgError, for example lock_not_available), or its depth
+	// could not be known within the sampler's bounds (ErrDepthUnknown; the
+	// age and the sent count are still filled in). The depth fields are
+	// then zero and must not be reported.
+	Err error
 	// Depth is the number of messages in the queue.
 	Depth int64
 	// Visible messages can be read now; Invisible ones are in flight
 	// (read, visibility timeout running) or delayed. Visible+Invisible == Depth.
 	Visible, Invisible int64
+	// VisibleMethod and InvisibleMethod say how each figure was obtained:
+	// MethodCount when exact, MethodEstimate otherwise. Method is Depth's:
+	// MethodCount only when both are.
+	VisibleMethod, InvisibleMethod, Method DepthMethod
+	// Source says what an estimate rests on: SourceCount (no estimate),
+	// SourceLiveTuples, SourcePlanner or SourceIDSample.
+	Source string
 	// OldestAge is the age of the message with the smallest id; 0 when empty.
 	OldestAge time.Duration
-	// TotalSent is the number of messages ever sent (the id sequence's last value).
-	TotalSent int64
-	// Estimated reports that Depth (and so Visible) come from the table's
-	// live-row statistics rather than a count, because the queue holds more
-	// than the exact-count threshold.
+	// TotalSent is the number of messages ever sent (the id sequence's
+	// last value), when TotalSentKnown. It is left out on a standby, where
+	// the sequence reads up to 32 ahead; after a crash restart it may be up
+	// to 32 above the messages actually sent (values PostgreSQL logged
+	// ahead), never below, and it never goes backwards.
+	TotalSent      int64
+	TotalSentKnown bool
+	// Estimated reports that Depth is an estimate (Method is
+	// MethodEstimate), because the queue holds more than the exact-count
+	// threshold.
 	Estimated bool
-	// SampledAt is the server's clock when the sample was taken.
+	// SampledAt is the server's clock when the sample began.
 	SampledAt time.Time
 }
 
 // SampleDepths reports the depth of the selected queues with a cost bounded
-// by the exact-count threshold rather than by the backlog. It discovers the
-// queues and then samples them: two round trips. To sample repeatedly in
-// one round trip, keep a DepthSampler.
+// by the exact-count threshold rather than by the backlog. To sample
+// repeatedly, keep a DepthSampler.
 func (c *Client) SampleDepths(ctx context.Context, opts DepthOptions) ([]QueueDepth, error) {
 	s, err := NewDepthSampler(c.db, opts)
 	if err != nil {
@@ -63,34 +106,47 @@ func (c *Client) SampleDepths(ctx context.Context, opts DepthOptions) ([]QueueDe
 	return s.Sample(ctx)
 }
 
-// DepthSampler samples queue depths repeatedly. It remembers the queues it
-// found and keeps the sampling statement prepared on the connection, so a
-// sample is one round trip (discovery and sampling pipelined together) and
-// the server does not plan the statement again. When the set of queues
-// changes it samples again at once with the new set.
+// DepthSampler samples queue depths repeatedly.
 //
-// Cost per queue: two primary-key probes (the oldest and the newest
-// message), a count capped at threshold+1 rows, skipped when the estimate
-// already says the queue is larger, and a capped count of invisible rows
-// through the vt index. Nothing scans more than threshold+1 rows.
+// A sample costs a bounded amount per queue, however many queues there are
+// and however deep they are:
 //
-// The estimate is the table's live-row statistics
-// (pg_stat_user_tables.n_live_tup) bounded above by the span of message
-// ids, which is exact for a queue consumed in order and never below the
-// true depth.
+//  1. discovery: one catalog statement, one row per queue, no lock on any
+//     queue table;
+//  2. catalog: one statement per 200 queues reading the statistics, the
+//     planner's inputs, each table's size and the id sequence, in its own
+//     transaction (so at most a few hundred locks are held at once);
+//  3. probes: one statement per queue whose table holds a page (an empty
+//     table is known empty from its size), each in its own transaction:
+//     the smallest and largest id and two counts through the vt index, each
+//     capped at threshold+1 rows;
+//  4. for the rare queue where both states pass the threshold, or no
+//     estimate can be trusted, a stratified sample of 16,384 ids looked up
+//     by primary key.
+//
+// The statements are pipelined, one round trip per chunk, and sent as
+// unnamed statements: the server keeps no plan per queue, so its memory
+// does not grow as queues come and go. During a sample the session's
+// lock_timeout is the option's LockTimeout, so a locked table costs its
+// queue, not the sample. See estimateDepth for how values are derived.
 //
 // A DepthSampler is safe for concurrent use; samples run one at a time.
+// Use a dedicated connection (*pgx.Conn) or a pool (*pgxpool.Pool, one
+// connection is acquired per sample); other DBs work one statement at a
+// time.
 type DepthSampler struct {
-	db        DB
-	names     []string // lower-cased filter; empty means all queues
-	threshold int64
+	db          DB
+	names       []string // lower-cased filter; empty means all queues
+	include     []string
+	exclude     []string
+	threshold   int64
+	lockTimeout time.Duration
 
-	mu   sync.Mutex
-	plan *depthPlan // statement for the queues seen last; nil before the first sample
+	mu sync.Mutex
 }
 
-// NewDepthSampler validates opts and returns a sampler running on db. Use a
-// dedicated connection (*pgx.Conn) or a pool; no SQL is sent until Sample.
+// NewDepthSampler validates opts and returns a sampler running on db. No
+// SQL is sent until Sample.
 func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 	const op = "sample depths"
 	threshold := opts.ExactCountThreshold
@@ -100,6 +156,13 @@ func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 	if threshold < 0 {
 		return nil, invalidArg(op, "", "negative exact count threshold %d", threshold)
 	}
+	lt := opts.LockTimeout
+	if lt == 0 {
+		lt = DefaultDepthLockTimeout
+	}
+	if lt < time.Millisecond {
+		return nil, invalidArg(op, "", "lock timeout %v is below 1ms", opts.LockTimeout)
+	}
 	names := make([]string, 0, len(opts.Queues))
 	for _, q := range opts.Queues {
 		if err := ValidateQueueName(q); err != nil {
@@ -107,86 +170,66 @@ func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 		}
 		names = append(names, strings.ToLower(q))
 	}
-	return &DepthSampler{db: db, names: names, threshold: threshold}, nil
+	include, err := queuePatterns(opts.Include)
+	if err != nil {
+		return nil, &OpError{Op: op, Err: err}
+	}
+	exclude, err := queuePatterns(opts.Exclude)
+	if err != nil {
+		return nil, &OpError{Op: op, Err: err}
+	}
+	return &DepthSampler{db: db, names: names, include: include, exclude: exclude,
+		threshold: threshold, lockTimeout: lt}, nil
 }
 
-// discoverSQL lists the queues with their table's oid, the messages ever
-// sent and the server's clock. Queue names never reach SQL as text.
-const discoverSQL = `
-SELECT m.queue_name, c.relname, c.oid, coalesce(pg_sequence_last_value(s.oid), 0), now()
-FROM pgmq.meta AS m
-JOIN pg_catalog.pg_class AS c
-	ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name)
-LEFT JOIN pg_catalog.pg_class AS s
-	ON s.relnamespace = c.relnamespace AND s.relname = c.relname || '_msg_id_seq' AND s.relkind = 'S'
-WHERE cardinality($1::text[]) = 0 OR lower(m.queue_name) = ANY ($1::text[])
-ORDER BY m.queue_name`
-
-// discovered is one row of discoverSQL.
-type discovered struct {
-	name string // as in pgmq.meta
-	rel  string // the table's name, as the server folded it
-	oid  uint32
-	sent int64
-}
-
-// depthPlan is the sampling statement for one set of queues.
-type depthPlan struct {
-	queues []discovered
-	sql    string
-}
-
-// newDepthPlan builds one statement sampling every queue: a UNION ALL of
-// one branch per queue. The invisible count is ordered by vt so that the
-// generic plan, which cannot see the LIMIT, still walks the vt index
-// instead of scanning the table. Table names are quoted identifiers; the threshold
-// and the tables' oids are bind parameters, so the statement text depends
-// only on the set of queues and stays prepared across samples.
-func newDepthPlan(queues []discovered) *depthPlan {
-	var b strings.Builder
-	for i, q := range queues {
-		if i > 0 {
-			b.WriteString("\nUNION ALL\n")
+// queuePatterns checks and lower-cases glob patterns.
+func queuePatterns(ps []string) ([]string, error) {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			return nil, fmt.Errorf("%w: queue pattern %q is not a valid glob", ErrInvalidArgument, p)
 		}
-		table := pgx.Identifier{"pgmq", q.rel}.Sanitize()
-		oid := "$" + strconv.Itoa(i+2) + "::oid"
-		fmt.Fprintf(&b, `SELECT %d, s.live, lo.msg_id, lo.enqueued_at, hi.msg_id,
-	(SELECT count(*) FROM (SELECT 1 FROM %[3]s LIMIT CASE WHEN least(s.live, hi.msg_id - lo.msg_id + 1) > $1::bigint THEN 0 ELSE $1::bigint + 1 END) AS t),
-	(SELECT count(*) FROM (SELECT 1 FROM %[3]s WHERE vt > now() ORDER BY vt LIMIT $1::bigint + 1) AS t)
-FROM (SELECT pg_stat_get_live_tuples(%[2]s) AS live) AS s
-LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM %[3]s ORDER BY msg_id LIMIT 1) AS lo ON true
-LEFT JOIN LATERAL (SELECT msg_id FROM %[3]s ORDER BY msg_id DESC LIMIT 1) AS hi ON true`, i, oid, table)
+		out = append(out, strings.ToLower(p))
 	}
-	return &depthPlan{queues: queues, sql: b.String()}
+	return out, nil
 }
 
-func (p *depthPlan) args(threshold int64) []any {
-	args := make([]any, 1, len(p.queues)+1)
-	args[0] = threshold
-	for _, q := range p.queues {
-		args = append(args, q.oid)
+// MatchQueuePatterns reports whether a queue named name is selected by the
+// include and exclude patterns of DepthOptions (an empty include list
+// selects every queue). Invalid patterns match nothing.
+func MatchQueuePatterns(name string, include, exclude []string) bool {
+	n := strings.ToLower(name)
+	matchAny := func(ps []string) bool {
+		for _, p := range ps {
+			if ok, _ := path.Match(strings.ToLower(p), n); ok {
+				return true
+			}
+		}
+		return false
 	}
-	return args
+	return (len(include) == 0 || matchAny(include)) && !matchAny(exclude)
 }
 
-// matches reports whether the plan was built for exactly these queues.
-func (p *depthPlan) matches(queues []discovered) bool {
-	return p != nil && slices.EqualFunc(p.queues, queues, func(a, b discovered) bool {
-		return a.name == b.name && a.oid == b.oid
-	})
+// depthQueue is one discovered queue and what the sample learnt about it.
+type depthQueue struct {
+	name    string
+	rel     string
+	oid     string
+	seq     string
+	vtIndex bool
+
+	found     bool // the catalog still had the table
+	in        depthInputs
+	sent      int64
+	sentKnown bool
+	age       float64
+	err       error
 }
 
-// batcher is the part of *pgx.Conn, *pgxpool.Pool and pgx.Tx that sends
-// several statements in one round trip.
-type batcher interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
-// Sample reports the depth of the selected queues.
-//
-// Depths at or below the threshold are exact counts. Above it, Depth is the
-// live-row estimate of pg_stat_user_tables (Estimated is set), which
-// PostgreSQL keeps current within about a second of activity.
+// Sample reports the depth of the selected queues, in name order (named
+// queues that do not exist last). It fails as a whole only when the
+// queues cannot be listed or the session fails; a queue that cannot be
+// sampled carries its own Err.
 func (s *DepthSampler) Sample(ctx context.Context) ([]QueueDepth, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,160 +240,345 @@ func (s *DepthSampler) Sample(ctx context.Context) ([]QueueDepth, error) {
 	return depths, nil
 }
 
-func (s *DepthSampler) sample(ctx context.Context) ([]QueueDepth, error) {
-	b, canBatch := s.db.(batcher)
-	// With no queues the plan has no statement to pipeline (an empty one
-	// would make pgx panic): discovery alone is the sample.
-	if s.plan != nil && len(s.plan.queues) > 0 && canBatch {
-		queues, now, rows, err := s.pipelined(ctx, b)
-		var pgErr *pgconn.PgError
-		switch {
-		case err == nil && s.plan.matches(queues):
-			return s.depths(queues, now, rows), nil
-		case err == nil:
-			// The set of queues changed: sample the new set now.
-			return s.withPlan(ctx, queues, now)
-		case !errors.As(err, &pgErr) || pgErr.Code != "42P01":
+func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
+	run, release, err := depthRunnerFor(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if _, ok := run.(pipelineRunner); ok {
+		restore, err := s.setLockTimeout(ctx, run)
+		if err != nil {
 			return nil, err
 		}
-		// A table of the plan is gone (its queue was dropped), which can
-		// fail the batch before discovery ran: discover again.
+		defer func() {
+			if rerr := restore(); err == nil {
+				err = rerr
+			}
+		}()
 	}
-	queues, now, err := s.discover(ctx)
+
+	queues, now, standby, err := s.discover(ctx, run)
 	if err != nil {
 		return nil, err
 	}
-	return s.withPlan(ctx, queues, now)
-}
-
-// pipelined sends the current plan and discovery in one round trip.
-//
-// The plan goes first: the batch is one implicit transaction, and locking
-// a queue's table before its id sequence (which discovery reads) is the
-// order DROP TABLE takes them in. The other order deadlocks with a
-// concurrent drop_queue, and PostgreSQL may then end the application's
-// drop rather than the sample.
-func (s *DepthSampler) pipelined(ctx context.Context, b batcher) ([]discovered, time.Time, [][]any, error) {
-	batch := &pgx.Batch{}
-	batch.Queue(s.plan.sql, s.plan.args(s.threshold)...)
-	batch.Queue(discoverSQL, s.names)
-	br := b.SendBatch(ctx, batch)
-	defer br.Close()
-	rows, err := br.Query()
-	if err != nil {
-		return nil, time.Time{}, nil, err
-	}
-	values, err := scanDepthRows(rows)
-	if err != nil {
-		return nil, time.Time{}, nil, err
-	}
-	rows, err = br.Query()
-	if err != nil {
-		return nil, time.Time{}, nil, err
-	}
-	queues, now, err := scanDiscovered(rows)
-	return queues, now, values, err
-}
-
-func (s *DepthSampler) discover(ctx context.Context) ([]discovered, time.Time, error) {
-	rows, err := s.db.Query(ctx, discoverSQL, s.names)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	return scanDiscovered(rows)
-}
-
-// withPlan builds the plan for queues and runs it alone.
-func (s *DepthSampler) withPlan(ctx context.Context, queues []discovered, now time.Time) ([]QueueDepth, error) {
-	s.plan = newDepthPlan(queues)
-	if len(queues) == 0 {
-		return []QueueDepth{}, nil
-	}
-	rows, err := s.db.Query(ctx, s.plan.sql, s.plan.args(s.threshold)...)
-	if err != nil {
-		s.plan = nil // rebuild from a fresh discovery next time
+	if err := s.readCatalog(ctx, run, queues, standby); err != nil {
 		return nil, err
 	}
-	values, err := scanDepthRows(rows)
-	if err != nil {
-		s.plan = nil
+	if err := s.probe(ctx, run, queues); err != nil {
 		return nil, err
 	}
-	return s.depths(queues, now, values), nil
+	return s.results(queues, now), nil
 }
 
-func scanDiscovered(rows pgx.Rows) ([]discovered, time.Time, error) {
-	defer rows.Close()
+// setLockTimeout sets the session's lock_timeout (and plan_cache_mode, so
+// that the unnamed statements get plans for their arguments) for the
+// sample, and returns the function that puts the previous values back.
+func (s *DepthSampler) setLockTimeout(ctx context.Context, run depthRunner) (func() error, error) {
+	ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
+	rows, errs, err := run.run(ctx, []depthStmt{
+		{sql: setLockTimeoutSQL, args: []string{ms}},
+		{sql: setPlanCacheModeSQL},
+	})
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(rows[0]) != 1 || len(rows[1]) != 1 {
+		return nil, errors.New("pgmqclient: set lock_timeout: no row")
+	}
+	oldLock, oldPlan := string(rows[0][0][0]), string(rows[1][0][0])
+	return func() error {
+		_, errs, err := run.run(context.WithoutCancel(ctx), []depthStmt{
+			{sql: restoreSettingSQL, args: []string{"lock_timeout", oldLock}},
+			{sql: restoreSettingSQL, args: []string{"plan_cache_mode", oldPlan}},
+		})
+		if err == nil {
+			err = errors.Join(errs...)
+		}
+		return err
+	}, nil
+}
+
+// discover lists the selected queues.
+func (s *DepthSampler) discover(ctx context.Context, run depthRunner) ([]*depthQueue, time.Time, bool, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range s.names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(n) // validated: letters, digits, underscores
+	}
+	b.WriteByte('}')
+	rows, errs, err := run.run(ctx, []depthStmt{{sql: depthDiscoverSQL, args: []string{b.String()}}})
+	if err == nil {
+		err = errs[0]
+	}
+	if err != nil {
+		return nil, time.Time{}, false, err
+	}
 	var (
-		out []discovered
-		now time.Time
+		out     []*depthQueue
+		now     time.Time
+		standby bool
 	)
-	for rows.Next() {
-		var d discovered
-		if err := rows.Scan(&d.name, &d.rel, &d.oid, &d.sent, &now); err != nil {
-			return nil, time.Time{}, err
+	if len(rows[0]) == 0 {
+		// No queue: still read the clock.
+		now = time.Now()
+	}
+	for _, r := range rows[0] {
+		q := &depthQueue{name: string(r[0]), rel: string(r[1]), oid: string(r[2]), seq: string(r[3]),
+			vtIndex: string(r[4]) == "true"}
+		if now, err = time.Parse("2006-01-02T15:04:05.999999Z", string(r[5])); err != nil {
+			return nil, time.Time{}, false, fmt.Errorf("pgmqclient: server clock %q: %w", r[5], err)
+		}
+		standby = string(r[6]) == "true"
+		if MatchQueuePatterns(q.name, s.include, s.exclude) {
+			out = append(out, q)
+		}
+	}
+	return out, now, standby, nil
+}
+
+// readCatalog fills each queue's catalog inputs, a chunk of queues per
+// statement. A chunk that fails (a table locked past the lock timeout) is
+// read again one queue per statement, so the failure stays with its queue.
+func (s *DepthSampler) readCatalog(ctx context.Context, run depthRunner, queues []*depthQueue, standby bool) error {
+	var chunks [][]*depthQueue
+	for start := 0; start < len(queues); start += catalogChunk {
+		chunks = append(chunks, queues[start:min(start+catalogChunk, len(queues))])
+	}
+	stmts := make([]depthStmt, len(chunks))
+	for i, c := range chunks {
+		stmts[i] = catalogStmt(c)
+	}
+	rows, errs, err := run.run(ctx, stmts)
+	if err != nil {
+		return err
+	}
+	var retry []*depthQueue
+	for i, c := range chunks {
+		if errs[i] != nil {
+			retry = append(retry, c...)
+			continue
+		}
+		if err := s.applyCatalog(c, rows[i], standby); err != nil {
+			return err
+		}
+	}
+	if len(retry) == 0 {
+		return nil
+	}
+	stmts = make([]depthStmt, len(retry))
+	for i, q := range retry {
+		stmts[i] = catalogStmt([]*depthQueue{q})
+	}
+	rows, errs, err = run.run(ctx, stmts)
+	if err != nil {
+		return err
+	}
+	for i, q := range retry {
+		if errs[i] != nil {
+			q.found, q.err = true, errs[i]
+			continue
+		}
+		if err := s.applyCatalog([]*depthQueue{q}, rows[i], standby); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func catalogStmt(qs []*depthQueue) depthStmt {
+	var rels, seqs strings.Builder
+	rels.WriteByte('{')
+	seqs.WriteByte('{')
+	for i, q := range qs {
+		if i > 0 {
+			rels.WriteByte(',')
+			seqs.WriteByte(',')
+		}
+		rels.WriteString(q.oid)
+		seqs.WriteString(q.seq)
+	}
+	rels.WriteByte('}')
+	seqs.WriteByte('}')
+	return depthStmt{sql: depthCatalogSQL, args: []string{rels.String(), seqs.String()}}
+}
+
+// applyCatalog stores depthCatalogSQL's rows for chunk.
+func (s *DepthSampler) applyCatalog(chunk []*depthQueue, rows depthRows, standby bool) error {
+	for _, r := range rows {
+		i, err := strconv.Atoi(string(r[0]))
+		if err != nil || i < 1 || i > len(chunk) {
+			return fmt.Errorf("pgmqclient: catalog row for position %q", r[0])
+		}
+		q := chunk[i-1]
+		q.found = true
+		q.in.threshold, q.in.standby = s.threshold, standby
+		if string(r[1]) == "true" && r[8] != nil {
+			q.sent, q.sentKnown = parseInt(r[8]), true
+		}
+		if string(r[2]) == "true" {
+			continue // a partitioned table holds no rows itself
+		}
+		if r[5] == nil {
+			continue // dropped meanwhile
+		}
+		relTuples, err := strconv.ParseFloat(string(r[3]), 64)
+		if err != nil {
+			return fmt.Errorf("pgmqclient: reltuples %q: %w", r[3], err)
+		}
+		q.in.leaves = append(q.in.leaves, leafStats{
+			relTuples: relTuples,
+			relPages:  parseInt(r[4]),
+			pages:     parseInt(r[5]),
+			live:      parseInt(r[6]),
+			rebased:   string(r[7]) == "true",
+		})
+	}
+	return nil
+}
+
+func parseInt(b []byte) int64 {
+	n, _ := strconv.ParseInt(string(b), 10, 64)
+	return n
+}
+
+// probe reads the tables the catalog does not prove empty, then takes an
+// id sample where the estimate needs one.
+func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue) error {
+	t := s.threshold
+	var (
+		probed []*depthQueue
+		stmts  []depthStmt
+	)
+	for _, q := range queues {
+		if !q.found || q.err != nil || catalogEmpty(q.in.leaves) {
+			continue
+		}
+		est, known := catalogEstimate(q.in)
+		big := known && est > 2*(t+1)
+		invLimit := t + 1
+		if big && !q.vtIndex {
+			invLimit = 0
+		}
+		q.in.invCounted = invLimit > 0
+		probed = append(probed, q)
+		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
+			strconv.FormatInt(t, 10), strconv.FormatInt(invLimit, 10), strconv.FormatBool(!big)}})
+	}
+	rows, errs, err := run.run(ctx, stmts)
+	if err != nil {
+		return err
+	}
+	var (
+		sampled []*depthQueue
+		samples []depthStmt
+	)
+	for i, q := range probed {
+		if errs[i] != nil {
+			q.err = errs[i]
+			continue
+		}
+		if len(rows[i]) != 1 {
+			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i]))
+		}
+		r := rows[i][0]
+		if r[0] == nil || r[1] == nil {
+			continue // empty: hasRows stays false
+		}
+		q.in.hasRows = true
+		q.in.lo, q.in.hi = parseInt(r[0]), parseInt(r[1])
+		q.age, _ = strconv.ParseFloat(string(r[2]), 64)
+		q.in.inv, q.in.vis = parseInt(r[3]), parseInt(r[4])
+		q.in.visCount = string(r[5]) == "true"
+		if estimateDepth(q.in).needSample {
+			sampled = append(sampled, q)
+			samples = append(samples, sampleStmt(q))
+		}
+	}
+	if len(samples) == 0 {
+		return nil
+	}
+	rows, errs, err = run.run(ctx, samples)
+	if err != nil {
+		return err
+	}
+	for i, q := range sampled {
+		if errs[i] != nil {
+			q.err = errs[i]
+			continue
+		}
+		r := rows[i][0]
+		hits, vis := parseInt(r[0]), parseInt(r[1])
+		sm := q.in.sample
+		sm.hits, sm.visibleHits = hits, vis
+	}
+	return nil
+}
+
+// sampleStmt draws sampleProbes ids in as many strata of the queue's id
+// span, or every id when the span is no larger.
+func sampleStmt(q *depthQueue) depthStmt {
+	span := q.in.hi - q.in.lo + 1
+	k, step := int64(sampleProbes), float64(span)/sampleProbes
+	if span <= sampleProbes {
+		k, step = span, 1
+	}
+	q.in.sample = &idSample{probes: k, exhaustive: span <= sampleProbes}
+	return depthStmt{sql: depthSampleSQL(q.rel), args: []string{
+		strconv.FormatInt(q.in.lo, 10), strconv.FormatInt(k, 10), strconv.FormatFloat(step, 'g', -1, 64)}}
+}
+
+// results assembles the QueueDepths, in discovery order, then the named
+// queues that were not found.
+func (s *DepthSampler) results(queues []*depthQueue, now time.Time) []QueueDepth {
+	out := make([]QueueDepth, 0, len(queues))
+	seen := make(map[string]bool, len(queues))
+	for _, q := range queues {
+		seen[strings.ToLower(q.name)] = true
+		if !q.found {
+			continue // dropped while sampled
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(q.err, &pgErr) && pgErr.Code == "42P01" {
+			continue // dropped while sampled
+		}
+		d := QueueDepth{Queue: q.name, SampledAt: now, TotalSent: q.sent, TotalSentKnown: q.sentKnown}
+		if q.err != nil {
+			d.Err = &OpError{Op: "sample depths", Queue: q.name, Err: q.err}
+			out = append(out, d)
+			continue
+		}
+		if q.in.hasRows && q.age > 0 {
+			d.OldestAge = time.Duration(q.age * float64(time.Second))
+		}
+		e := estimateDepth(q.in)
+		switch {
+		case e.unknown != "":
+			d.Err = &OpError{Op: "sample depths", Queue: q.name, Err: &DepthUnknownError{Reason: e.unknown}}
+		case e.needSample:
+			d.Err = &OpError{Op: "sample depths", Queue: q.name, Err: &DepthUnknownError{Reason: ReasonNoEstimate}}
+		default:
+			d.Depth, d.Visible, d.Invisible = e.depth, e.visible, e.invisible
+			d.VisibleMethod, d.InvisibleMethod, d.Source = e.visibleMethod, e.invisibleMethod, e.source
+			d.Method = MethodCount
+			if d.VisibleMethod != MethodCount || d.InvisibleMethod != MethodCount {
+				d.Method = MethodEstimate
+			}
+			d.Estimated = d.Method == MethodEstimate
 		}
 		out = append(out, d)
 	}
-	return out, now, rows.Err()
-}
-
-// depthRow is one branch of the plan.
-type depthRow struct {
-	live       int64      // the statistics' live rows
-	loID, hiID *int64     // smallest and largest msg_id; nil when empty
-	oldest     *time.Time // enqueued_at of the smallest msg_id
-	n, inv     int64      // capped counts of all and of invisible rows
-}
-
-// estimate is the statistics' live rows, bounded by the id span: the
-// statistics can drift (a VACUUM racing with pending counts may count rows
-// twice), while the span is never below the true depth and is exact for a
-// queue consumed in order.
-func (r depthRow) estimate() int64 {
-	if r.loID == nil || r.hiID == nil {
-		return 0
-	}
-	return max(min(r.live, *r.hiID-*r.loID+1), 0)
-}
-
-func scanDepthRows(rows pgx.Rows) ([][]any, error) {
-	defer rows.Close()
-	var out [][]any
-	for rows.Next() {
-		var (
-			i int
-			r depthRow
-		)
-		if err := rows.Scan(&i, &r.live, &r.loID, &r.oldest, &r.hiID, &r.n, &r.inv); err != nil {
-			return nil, err
-		}
-		out = append(out, []any{i, r})
-	}
-	return out, rows.Err()
-}
-
-// depths turns the plan's rows into QueueDepths, in the plan's queue order.
-func (s *DepthSampler) depths(queues []discovered, now time.Time, values [][]any) []QueueDepth {
-	out := make([]QueueDepth, len(queues))
-	for i, q := range queues {
-		out[i] = QueueDepth{Queue: q.name, TotalSent: q.sent, SampledAt: now}
-	}
-	for _, v := range values {
-		i, r := v[0].(int), v[1].(depthRow)
-		d := &out[i]
-		// n is capped at threshold+1, and 0 when the statistics already
-		// say the queue is larger: either bound passed means "estimate".
-		if est := r.estimate(); est > s.threshold || r.n > s.threshold {
-			d.Estimated = true
-			d.Depth = max(est, r.n)
-		} else {
-			d.Depth = r.n
-		}
-		d.Invisible = min(r.inv, d.Depth)
-		d.Visible = d.Depth - d.Invisible
-		if d.Depth > 0 && r.oldest != nil && now.After(*r.oldest) {
-			d.OldestAge = now.Sub(*r.oldest)
+	for _, n := range s.names {
+		if !seen[n] {
+			out = append(out, QueueDepth{Queue: n, SampledAt: now,
+				Err: &OpError{Op: "sample depths", Queue: n, Err: ErrQueueNotFound}})
+			seen[n] = true
 		}
 	}
 	return out

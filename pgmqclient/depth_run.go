@@ -1,0 +1,171 @@
+package pgmqclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// depthStmt is one statement of the depth sampler with its arguments in
+// text form; the SQL casts each parameter to its type.
+type depthStmt struct {
+	sql  string
+	args []string
+}
+
+// depthRows is one statement's result: rows of text values, nil for NULL.
+type depthRows [][][]byte
+
+// depthRunner runs statements each in its own transaction, so that one
+// failing (a locked table, a dropped one) fails only itself, and locks are
+// released after every statement. run returns one result and one error
+// per statement; its own error means the session itself failed.
+type depthRunner interface {
+	run(ctx context.Context, stmts []depthStmt) ([]depthRows, []error, error)
+}
+
+// pipelineChunk bounds how many statements are written before their
+// results are read.
+const pipelineChunk = 256
+
+// pipelineRunner pipelines the statements as unnamed statements, each
+// followed by a Sync: one round trip per chunk, no prepared statement left
+// on the server.
+type pipelineRunner struct{ conn *pgconn.PgConn }
+
+func (r pipelineRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRows, []error, error) {
+	rows := make([]depthRows, len(stmts))
+	errs := make([]error, len(stmts))
+	for start := 0; start < len(stmts); start += pipelineChunk {
+		end := min(start+pipelineChunk, len(stmts))
+		if err := r.runChunk(ctx, stmts[start:end], rows[start:end], errs[start:end]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return rows, errs, nil
+}
+
+func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []depthRows, errs []error) error {
+	p := r.conn.StartPipeline(ctx)
+	for _, s := range stmts {
+		params := make([][]byte, len(s.args))
+		for i, a := range s.args {
+			params[i] = []byte(a)
+		}
+		p.SendQueryParams(s.sql, params, nil, nil, nil)
+		p.SendPipelineSync()
+	}
+	if err := p.Flush(); err != nil {
+		_ = p.Close()
+		return err
+	}
+	for i := range stmts {
+		res, err := p.GetResults()
+		if err == nil {
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				_ = p.Close()
+				return fmt.Errorf("pgmqclient: pipeline: unexpected result %T", res)
+			}
+			for rr.NextRow() {
+				vals := rr.Values()
+				row := make([][]byte, len(vals))
+				for j, v := range vals {
+					if v != nil {
+						row[j] = append([]byte{}, v...)
+					}
+				}
+				rows[i] = append(rows[i], row)
+			}
+			_, err = rr.Close()
+		}
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) {
+				_ = p.Close()
+				return err
+			}
+			rows[i], errs[i] = nil, err
+		}
+		res, err = p.GetResults()
+		if err != nil {
+			_ = p.Close()
+			return err
+		}
+		if _, ok := res.(*pgconn.PipelineSync); !ok {
+			_ = p.Close()
+			return fmt.Errorf("pgmqclient: pipeline: expected a sync, got %T", res)
+		}
+	}
+	return p.Close()
+}
+
+// sequentialRunner is the fallback for a DB that is none of pgx's: one
+// statement at a time, never prepared.
+type sequentialRunner struct{ db DB }
+
+func (r sequentialRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRows, []error, error) {
+	rows := make([]depthRows, len(stmts))
+	errs := make([]error, len(stmts))
+	for i, s := range stmts {
+		args := make([]any, 0, len(s.args)+1)
+		args = append(args, pgx.QueryExecModeExec)
+		for _, a := range s.args {
+			args = append(args, a)
+		}
+		out, err := r.queryText(ctx, s.sql, args)
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			rows[i] = out
+		case errors.As(err, &pgErr):
+			errs[i] = err
+		default:
+			return nil, nil, err
+		}
+	}
+	return rows, errs, nil
+}
+
+func (r sequentialRunner) queryText(ctx context.Context, sql string, args []any) (depthRows, error) {
+	rs, err := r.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out depthRows
+	for rs.Next() {
+		vals := rs.RawValues()
+		row := make([][]byte, len(vals))
+		for j, v := range vals {
+			if v != nil {
+				row[j] = append([]byte{}, v...)
+			}
+		}
+		out = append(out, row)
+	}
+	return out, rs.Err()
+}
+
+// depthRunnerFor picks the runner for db: pipelined on a *pgx.Conn, a
+// pgx.Tx's connection or a connection acquired from a *pgxpool.Pool for
+// the sample; sequential otherwise. release gives back what was acquired.
+func depthRunnerFor(ctx context.Context, db DB) (r depthRunner, release func(), err error) {
+	switch d := db.(type) {
+	case *pgx.Conn:
+		return pipelineRunner{d.PgConn()}, func() {}, nil
+	case pgx.Tx:
+		return pipelineRunner{d.Conn().PgConn()}, func() {}, nil
+	case *pgxpool.Pool:
+		c, err := d.Acquire(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pipelineRunner{c.Conn().PgConn()}, c.Release, nil
+	}
+	return sequentialRunner{db}, func() {}, nil
+}

@@ -1,0 +1,139 @@
+package pgmqclient
+
+import (
+	"github.com/jackc/pgx/v5"
+)
+
+// All SQL of the depth sampler lives in this file. Statements that read
+// only catalogs have fixed text; statements that read a queue's table are
+// built by depthTable and the builders below from the table name the
+// server reported (never from a queue name as given), quoted as an
+// identifier. Every result column is text, so that the pipelined and the
+// sequential runner decode the same way.
+//
+// None of these statements is kept prepared on the server: the runner
+// sends them as unnamed statements, so the sampler's session holds no plan
+// per queue and its memory does not grow as queues come and go.
+
+// depthDiscoverSQL lists the queues (pgmq.meta joined to the catalog) with
+// their table's oid, its id sequence's oid (0 when missing), whether an
+// index leads with vt, and, in every row, the server's clock and whether it
+// is a standby. It reads catalogs only and takes no lock on any queue
+// table, so its cost is one row per queue and it never waits on a locked
+// queue. Queue names never reach SQL as text: $1 is a bind parameter.
+const depthDiscoverSQL = `
+SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
+	EXISTS (
+		SELECT 1 FROM pg_catalog.pg_index AS i
+		JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'vt'
+		WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum
+	)::text,
+	to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+	pg_catalog.pg_is_in_recovery()::text
+FROM pgmq.meta AS m
+JOIN pg_catalog.pg_class AS c
+	ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
+LEFT JOIN pg_catalog.pg_class AS s
+	ON s.relnamespace = c.relnamespace AND s.relname = c.relname || '_msg_id_seq' AND s.relkind = 'S'
+WHERE cardinality($1::text[]) = 0 OR lower(m.queue_name) = ANY ($1::text[])
+ORDER BY m.queue_name`
+
+// depthCatalogSQL reads what the server knows about a chunk of queue
+// tables without reading the tables: one row per table and per partition
+// (a partitioned queue's leaves are found through pg_inherits), with the
+// planner's inputs (reltuples, relpages), the current size in pages, the
+// statistics' live rows and whether a VACUUM or ANALYZE has re-based them
+// since the statistics were last lost, and, in the queue's own row, its id
+// sequence's last value (NULL on a standby, where it runs up to 32 ahead).
+//
+// $1 are the tables' oids and $2 their sequences' oids (0: none), in
+// order; the first column is the position in those arrays (1-based). The
+// text is fixed whatever the queues, and the number of locks it takes
+// (pg_relation_size locks each table, pg_sequence_last_value each
+// sequence) is bounded by the chunk size. pg_relation_size comes before
+// pg_sequence_last_value in each row: table before sequence is the order
+// DROP TABLE locks them in. A table dropped meanwhile has no row or a NULL
+// size.
+const depthCatalogSQL = `
+WITH RECURSIVE tree (i, rel, seq, root) AS (
+	SELECT u.i, u.rel, u.seq, true
+	FROM unnest($1::oid[], $2::oid[]) WITH ORDINALITY AS u (rel, seq, i)
+	UNION ALL
+	SELECT t.i, h.inhrelid, 0::oid, false
+	FROM tree AS t JOIN pg_catalog.pg_inherits AS h ON h.inhparent = t.rel
+)
+SELECT t.i::text, t.root::text, (c.relkind = 'p')::text, c.reltuples::float8::text, c.relpages::text,
+	CASE WHEN c.relkind = 'p' THEN 0
+		ELSE pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::bigint END::text,
+	pg_catalog.pg_stat_get_live_tuples(c.oid)::text,
+	(pg_catalog.pg_stat_get_last_vacuum_time(c.oid) IS NOT NULL
+		OR pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) IS NOT NULL
+		OR pg_catalog.pg_stat_get_last_analyze_time(c.oid) IS NOT NULL
+		OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) IS NOT NULL)::text,
+	CASE WHEN t.root AND NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_catalog.pg_class AS s WHERE s.oid = t.seq)
+		THEN coalesce(pg_catalog.pg_sequence_last_value(t.seq), 0) END::text
+FROM tree AS t
+JOIN pg_catalog.pg_class AS c ON c.oid = t.rel
+WHERE c.relkind IN ('r', 'p')
+ORDER BY t.i, NOT t.root`
+
+// setLockTimeoutSQL sets the session's lock_timeout and returns the value
+// it had, so that the sampler can restore it.
+const setLockTimeoutSQL = `SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1::text, false)`
+
+
+// depthTable is the single identifier-quoting builder of this file: the
+// queue table pgmq.<rel>, rel being the table name the catalog reported.
+func depthTable(rel string) string {
+	return pgx.Identifier{"pgmq", rel}.Sanitize()
+}
+
+// depthProbeSQL reads one queue table in one statement, through its
+// indexes: the smallest and largest msg_id, the oldest message's age in
+// seconds, a count of invisible rows (vt > now()) capped at $2 rows, and a
+// count of visible rows capped at threshold+1, or not made (limit 0) when
+// $3 is false, the invisible count did not pass the threshold $1 and the
+// id span is over twice the threshold: the caller then knows from the
+// statistics that the queue is far above the threshold, and the visible
+// side is estimated. The last column says whether the visible count was
+// made.
+//
+// With a vt index (vtIndex) the counts walk it (ORDER BY vt keeps the
+// planner on the index); without one (partitioned queues of some PGMQ
+// releases) they scan, so the caller passes limits of 0 for big queues.
+func depthProbeSQL(rel string, vtIndex bool) string {
+	t := depthTable(rel)
+	order := ""
+	if vtIndex {
+		order = " ORDER BY vt"
+	}
+	return `SELECT lo.msg_id::text, hi.msg_id::text, extract(epoch FROM now() - lo.enqueued_at)::float8::text,
+	inv.n::text, vis.n::text, (l.lim > 0)::text
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ` + t + ` ORDER BY msg_id LIMIT 1) AS lo ON true
+LEFT JOIN LATERAL (SELECT msg_id FROM ` + t + ` ORDER BY msg_id DESC LIMIT 1) AS hi ON true
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt > now()` + order + ` LIMIT $2::bigint) AS s) AS inv
+CROSS JOIN LATERAL (SELECT CASE WHEN $3::bool OR inv.n > $1::bigint OR hi.msg_id - lo.msg_id < 2 * ($1::bigint + 1)
+	THEN $1::bigint + 1 ELSE 0 END AS lim) AS l
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`
+}
+
+// depthSampleSQL looks up $2 message ids in the queue table by primary key
+// (or the msg_id index of a partitioned queue): one id drawn at random in
+// each of $2 equal strata of the span starting at $1, each $3 ids wide
+// (with $3 = 1 and $2 the span, every id once). It returns how many exist
+// and how many of those are visible: a stratified sample of the queue's
+// rows, whose cost is $2 index lookups whatever the queue's size.
+func depthSampleSQL(rel string) string {
+	return `SELECT count(*)::text, (count(*) FILTER (WHERE vt <= now()))::text FROM ` + depthTable(rel) + `
+WHERE msg_id = ANY (ARRAY(
+	SELECT $1::bigint + floor((g + random()) * $3::float8)::bigint FROM generate_series(0, $2::bigint - 1) AS g))`
+}
+
+// setPlanCacheModeSQL makes the session plan each unnamed statement for
+// its arguments (the capped counts' limits matter to the plan), and
+// returns the previous mode.
+const setPlanCacheModeSQL = `SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', false)`
+
+// restoreSettingSQL puts a setting back to a value read before.
+const restoreSettingSQL = `SELECT set_config($1::text, $2::text, false)`

@@ -1,0 +1,310 @@
+package pgmqclient
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// DepthMethod says how a depth figure was obtained.
+type DepthMethod string
+
+// Depth methods.
+const (
+	// MethodCount: the figure is exact, a count of the rows (capped counts
+	// at or below the threshold, or a lookup of every id in the span).
+	MethodCount DepthMethod = "count"
+	// MethodEstimate: the figure is an estimate, the queue (or this state)
+	// holding more than the exact-count threshold. QueueDepth.Source says
+	// what it rests on.
+	MethodEstimate DepthMethod = "estimate"
+)
+
+// Estimate sources, in QueueDepth.Source.
+const (
+	// SourceCount: no estimate was needed.
+	SourceCount = "count"
+	// SourceLiveTuples: the statistics' live rows (n_live_tup), used only
+	// when a VACUUM or ANALYZE has re-based them since the statistics were
+	// last lost (crash, pg_stat_reset, promotion) and not on a standby.
+	SourceLiveTuples = "live_tuples"
+	// SourcePlanner: the planner's method, reltuples / relpages of the last
+	// VACUUM or ANALYZE times the table's current size in pages (summed
+	// over the partitions of a partitioned queue).
+	SourcePlanner = "planner"
+	// SourceIDSample: a stratified sample of message ids looked up by
+	// primary key; the density of existing ids times the id span.
+	SourceIDSample = "id_sample"
+)
+
+// Reasons a depth is left out (DepthUnknownError.Reason).
+const (
+	// ReasonNoEstimate: no source gave an estimate consistent with what
+	// the counts prove (for example statistics lost and the id sample too
+	// sparse).
+	ReasonNoEstimate = "no_estimate"
+	// ReasonSplitUncertain: both states are above the threshold and the id
+	// sample cannot tell their split within 1 % of the depth.
+	ReasonSplitUncertain = "split_uncertain"
+)
+
+// ErrDepthUnknown is matched (errors.Is) by every *DepthUnknownError.
+var ErrDepthUnknown = errors.New("pgmqclient: depth unknown")
+
+// DepthUnknownError reports that a queue's depth could not be known within
+// the sampler's bounds: its depth points are left out rather than made up.
+type DepthUnknownError struct {
+	// Reason is one of the Reason constants.
+	Reason string
+}
+
+// Error says why.
+func (e *DepthUnknownError) Error() string {
+	return fmt.Sprintf("pgmqclient: depth unknown: %s", e.Reason)
+}
+
+// Is makes errors.Is(err, ErrDepthUnknown) true.
+func (e *DepthUnknownError) Is(target error) bool { return target == ErrDepthUnknown }
+
+// leafStats is what the catalog says about one table holding a queue's rows
+// (the queue table, or one partition of a partitioned queue).
+type leafStats struct {
+	relTuples float64 // pg_class.reltuples; -1 never vacuumed or analyzed
+	relPages  int64   // pg_class.relpages at that time
+	pages     int64   // current size in pages
+	live      int64   // pg_stat_get_live_tuples
+	rebased   bool    // a VACUUM or ANALYZE set live since the statistics were last lost
+}
+
+// idSample is the result of depthSampleSQL.
+type idSample struct {
+	probes      int64 // ids looked up
+	hits        int64 // of which exist
+	visibleHits int64 // of which are visible
+	exhaustive  bool  // every id of the span was looked up
+}
+
+// depthInputs is everything the server reported about one queue.
+type depthInputs struct {
+	threshold int64
+	standby   bool // pg_is_in_recovery(): the statistics count nothing
+	leaves    []leafStats
+
+	// From depthProbeSQL. hasRows false means the table was empty.
+	hasRows              bool
+	lo, hi               int64
+	inv, vis             int64 // capped at threshold+1
+	invCounted, visCount bool  // whether each count was made
+
+	sample *idSample // nil until taken
+}
+
+// depthEstimate is what estimateDepth concluded.
+type depthEstimate struct {
+	depth, visible, invisible      int64
+	visibleMethod, invisibleMethod DepthMethod
+	source                         string
+	// needSample: an id sample would settle what is missing; take it and
+	// call estimateDepth again.
+	needSample bool
+	// unknown, when not empty, is why the depth is left out.
+	unknown string
+}
+
+// maxRelativeError is how far from the truth an estimate may be, relative
+// to the queue's depth, at two standard errors, for the id sample to be
+// used.
+const maxRelativeError = 0.01
+
+// pages reports whether the catalog proves the queue empty: no table holds
+// a single page.
+func catalogEmpty(leaves []leafStats) bool {
+	for _, l := range leaves {
+		if l.pages > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// statsEstimate is the statistics' live rows, when they can be trusted: not
+// on a standby, and re-based by a VACUUM or ANALYZE since they were last
+// lost, for every table that holds a page. After a crash restart,
+// pg_stat_reset() or a promotion they are 0, or count only what changed
+// since, until the next VACUUM or ANALYZE.
+func statsEstimate(in depthInputs) (int64, bool) {
+	if in.standby {
+		return 0, false
+	}
+	var n int64
+	for _, l := range in.leaves {
+		if l.pages == 0 {
+			continue
+		}
+		if !l.rebased {
+			return 0, false
+		}
+		n += max(l.live, 0)
+	}
+	return n, true
+}
+
+// plannerEstimate is PostgreSQL's own estimate of the rows: per table, the
+// density at the last VACUUM or ANALYZE (reltuples / relpages) times the
+// current number of pages. Unknown when a table holding pages was never
+// vacuumed or analyzed, or held no page then.
+func plannerEstimate(in depthInputs) (int64, bool) {
+	var n float64
+	for _, l := range in.leaves {
+		if l.pages == 0 {
+			continue
+		}
+		if l.relTuples < 0 || l.relPages <= 0 {
+			return 0, false
+		}
+		n += l.relTuples / float64(l.relPages) * float64(l.pages)
+	}
+	return int64(math.Round(n)), true
+}
+
+// catalogEstimate is the first estimate available before the table is
+// read: the statistics, else the planner's. The sampler uses it only to
+// decide which counts are worth making.
+func catalogEstimate(in depthInputs) (int64, bool) {
+	if n, ok := statsEstimate(in); ok {
+		return n, true
+	}
+	return plannerEstimate(in)
+}
+
+// sampleEstimate is the id span times the share of sampled ids that exist,
+// if its standard error is small enough.
+func sampleEstimate(in depthInputs) (int64, bool) {
+	s := in.sample
+	if s == nil || s.probes == 0 {
+		return 0, false
+	}
+	span := in.hi - in.lo + 1
+	if s.exhaustive {
+		return s.hits, true
+	}
+	p := float64(s.hits) / float64(s.probes)
+	if s.hits == 0 {
+		return 0, false
+	}
+	// Two standard errors of a simple random sample: a stratified one does
+	// no worse.
+	se := math.Sqrt(p*(1-p)/float64(s.probes)) / p
+	if 2*se > maxRelativeError {
+		return 0, false
+	}
+	return int64(math.Round(p * float64(span))), true
+}
+
+// estimateDepth turns what the server reported into a depth, never a
+// made-up one:
+//
+//   - a state whose capped count is at or below the threshold is exact;
+//   - the total comes from the statistics, else the planner's method, else
+//     an id sample, the first that agrees with what is known for sure: not
+//     below what the capped counts prove (a count of threshold+1 proves
+//     more than the threshold) and at most the id span (larger values are
+//     cut to the span, which is exact for a queue consumed in order);
+//   - a state above the threshold is the total minus the other state's
+//     exact count; when both are above it, the split comes from an id
+//     sample, and is left out when the sample cannot place it within 1 %
+//     of the depth.
+func estimateDepth(in depthInputs) depthEstimate {
+	t := in.threshold
+	if !in.hasRows {
+		return depthEstimate{visibleMethod: MethodCount, invisibleMethod: MethodCount, source: SourceCount}
+	}
+	invExact := in.invCounted && in.inv <= t
+	visExact := in.visCount && in.vis <= t
+	if invExact && visExact {
+		return depthEstimate{depth: in.inv + in.vis, visible: in.vis, invisible: in.inv,
+			visibleMethod: MethodCount, invisibleMethod: MethodCount, source: SourceCount}
+	}
+	if s := in.sample; s != nil && s.exhaustive {
+		// Every id was looked up: a count, taken a moment after the capped
+		// counts. The states' exact counts, where made, stay.
+		vis, inv := s.visibleHits, s.hits-s.visibleHits
+		if invExact {
+			inv = in.inv
+			vis = max(s.hits-inv, 0)
+		}
+		if visExact {
+			vis = in.vis
+			inv = max(s.hits-vis, 0)
+		}
+		return depthEstimate{depth: vis + inv, visible: vis, invisible: inv,
+			visibleMethod: MethodCount, invisibleMethod: MethodCount, source: SourceCount}
+	}
+
+	// What the counts prove, and the span's upper bound.
+	var lower int64
+	if in.invCounted {
+		lower += in.inv
+	}
+	if in.visCount {
+		lower += in.vis
+	}
+	upper := in.hi - in.lo + 1
+
+	total, source := int64(-1), ""
+	for _, c := range []struct {
+		source string
+		f      func(depthInputs) (int64, bool)
+	}{
+		{SourceLiveTuples, statsEstimate},
+		{SourcePlanner, plannerEstimate},
+		{SourceIDSample, sampleEstimate},
+	} {
+		n, ok := c.f(in)
+		if !ok {
+			continue
+		}
+		n = min(n, upper)
+		if n < lower {
+			continue // refuted by a count
+		}
+		total, source = n, c.source
+		break
+	}
+	if total < 0 {
+		if in.sample == nil {
+			return depthEstimate{needSample: true}
+		}
+		return depthEstimate{unknown: ReasonNoEstimate}
+	}
+
+	out := depthEstimate{depth: total, source: source,
+		visibleMethod: MethodEstimate, invisibleMethod: MethodEstimate}
+	switch {
+	case invExact:
+		out.invisible, out.invisibleMethod = in.inv, MethodCount
+		out.visible = total - in.inv
+	case visExact:
+		out.visible, out.visibleMethod = in.vis, MethodCount
+		out.invisible = total - in.vis
+	default:
+		s := in.sample
+		if s == nil {
+			return depthEstimate{needSample: true}
+		}
+		if s.hits == 0 {
+			return depthEstimate{unknown: ReasonSplitUncertain}
+		}
+		f := float64(s.visibleHits) / float64(s.hits)
+		if 2*math.Sqrt(f*(1-f)/float64(s.hits)) > maxRelativeError {
+			return depthEstimate{unknown: ReasonSplitUncertain}
+		}
+		out.visible = int64(math.Round(f * float64(total)))
+		out.invisible = total - out.visible
+		// Each state is above the threshold where its count proved it.
+		if (in.visCount && out.visible < in.vis) || (in.invCounted && out.invisible < in.inv) {
+			return depthEstimate{unknown: ReasonSplitUncertain}
+		}
+	}
+	return out
+}
