@@ -70,12 +70,27 @@ func ServerURL() string {
 // not keep it alive).
 func New(tb testing.TB) *DB {
 	tb.Helper()
+	return NewAt(tb, ServerURL())
+}
+
+// NewAt is New on the server at serverURL, for tests that run a server of
+// their own (see internal/pgcluster). It fails the test, rather than
+// skipping it, when that server cannot be reached.
+func NewAt(tb testing.TB, serverURL string) *DB {
+	tb.Helper()
+	return newOn(tb, serverURL, serverURL != ServerURL())
+}
+
+func newOn(tb testing.TB, server string, own bool) *DB {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	server := ServerURL()
 	admin, err := pgx.Connect(ctx, server)
 	if err != nil {
+		if own {
+			tb.Fatalf("pgmqtest: connect to %s: %v", server, err)
+		}
 		unreachable(tb, err)
 	}
 	name := "pgmqtest_" + randomHex(8)
