@@ -58,6 +58,16 @@ func waitForStatistics(tb testing.TB, db *pgmqtest.DB, queues ...string) {
 	}
 }
 
+// analyze runs ANALYZE on queue tables, as autovacuum would.
+func analyze(tb testing.TB, db *pgmqtest.DB, queues ...string) {
+	tb.Helper()
+	for _, q := range queues {
+		if _, err := db.Pool.Exec(context.Background(), "ANALYZE "+pgx.Identifier{"pgmq", "q_" + q}.Sanitize()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 func depthOf(t *testing.T, ds []pgmqclient.QueueDepth, queue string) pgmqclient.QueueDepth {
 	t.Helper()
 	for _, d := range ds {
@@ -116,15 +126,18 @@ func TestSampleDepthsEstimatesAboveThreshold(t *testing.T) {
 	if err := c.CreateQueue(ctx, "deep"); err != nil {
 		t.Fatal(err)
 	}
-	fillQueue(t, db, "deep", 5000)
+	// Deeper than the id sample's 16,384 lookups, so that the depth is an
+	// estimate and not an exhaustive lookup.
+	fillQueue(t, db, "deep", 40_000)
 	waitForStatistics(t, db, "deep")
+	analyze(t, db, "deep")
 	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{"deep"}, ExactCountThreshold: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := depthOf(t, ds, "deep")
-	if !d.Estimated {
-		t.Fatalf("depth above the threshold not marked estimated: %+v", d)
+	if !d.Estimated || d.VisibleMethod != pgmqclient.MethodEstimate || d.InvisibleMethod != pgmqclient.MethodCount {
+		t.Fatalf("depth above the threshold: %+v, want an estimated visible and a counted invisible figure", d)
 	}
 	want := trueDepth(t, db, "deep")
 	if e := math.Abs(float64(d.Depth-want)) / float64(want); e > 0.01 {
@@ -132,9 +145,10 @@ func TestSampleDepthsEstimatesAboveThreshold(t *testing.T) {
 	}
 }
 
-// Statistics that lag behind a fresh backlog never hide it: the capped count
-// reports at least threshold+1.
-func TestSampleDepthsCappedCountWhenStatisticsLag(t *testing.T) {
+// Statistics that lag behind a fresh backlog never hide it: with no
+// statistics and no planner estimate, the ids are looked up, which for a
+// span this small is a count.
+func TestSampleDepthsCountWhenStatisticsLag(t *testing.T) {
 	db := pgmqtest.New(t)
 	ctx := context.Background()
 	tx, err := db.Pool.Begin(ctx)
@@ -153,8 +167,8 @@ func TestSampleDepthsCappedCountWhenStatisticsLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := depthOf(t, ds, "fresh"); !d.Estimated || d.Depth < 101 {
-		t.Fatalf("%+v: want an estimate of at least threshold+1", d)
+	if d := depthOf(t, ds, "fresh"); d.Err != nil || d.Depth != 500 || d.Method != pgmqclient.MethodCount {
+		t.Fatalf("%+v: want 500, counted", d)
 	}
 }
 

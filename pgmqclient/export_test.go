@@ -18,3 +18,18 @@ func ScanMetrics(ctx context.Context, c *Client, sql string) ([]QueueMetrics, er
 // UseSingleMessagePop makes Pop behave as on releases whose pop(name)
 // takes one message per call.
 func UseSingleMessagePop(c *Client) { c.popMode.Store(popSingle) }
+
+// DepthStatements lists every statement of depth_sql.go, the per-table
+// ones built for table rel.
+func DepthStatements(rel string) map[string]string {
+	return map[string]string{
+		"discover":           depthDiscoverSQL,
+		"catalog":            depthCatalogSQL,
+		"set lock timeout":   setLockTimeoutSQL,
+		"set plan cache":     setPlanCacheModeSQL,
+		"restore setting":    restoreSettingSQL,
+		"probe, vt index":    depthProbeSQL(rel, true),
+		"probe, no vt index": depthProbeSQL(rel, false),
+		"id sample":          depthSampleSQL(rel),
+	}
+}
