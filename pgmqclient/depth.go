@@ -26,7 +26,7 @@ const DefaultDepthLockTimeout = 100 * time.Millisecond
 // catalogChunk is how many queues one catalog statement reads: it takes a
 // lock per table, partition and sequence, held until its transaction ends,
 // so the chunk bounds the locks the sampler holds at once.
-const catalogChunk = 200
+var catalogChunk = 200
 
 // sampleProbes is how many ids an id sample looks up: with every id
 // present, two standard errors of a state's share are at most 0.78 %.

@@ -33,3 +33,12 @@ func DepthStatements(rel string) map[string]string {
 		"id sample":          depthSampleSQL(rel),
 	}
 }
+
+// SetCatalogChunk sets how many queues one catalog statement reads, for
+// tests crossing chunk boundaries with few queues; it returns the
+// function restoring the default.
+func SetCatalogChunk(n int) func() {
+	old := catalogChunk
+	catalogChunk = n
+	return func() { catalogChunk = old }
+}

@@ -1,0 +1,189 @@
+package pgmqclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+)
+
+// fillInvisible inserts n messages whose visibility timeout runs for an
+// hour, as if read with a long timeout or sent with a delay.
+func fillInvisible(tb testing.TB, db *pgmqtest.DB, queue string, n int) {
+	tb.Helper()
+	table := pgx.Identifier{"pgmq", "q_" + queue}.Sanitize()
+	if _, err := db.Pool.Exec(context.Background(),
+		`INSERT INTO `+table+` (vt, message) SELECT now() + interval '1 hour', jsonb_build_object('i', g) FROM generate_series(1, $1::int) AS g`, n); err != nil {
+		tb.Fatalf("fill %s: %v", queue, err)
+	}
+}
+
+// Finding 2: a queue whose messages are all invisible reads visible 0,
+// counted, not the estimate minus a capped invisible count.
+func TestSampleDepthsAllInvisible(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	if err := c.CreateQueue(ctx, "delayed"); err != nil {
+		t.Fatal(err)
+	}
+	fillInvisible(t, db, "delayed", 30_000)
+	waitForStatistics(t, db, "delayed")
+	analyze(t, db, "delayed")
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := depthOf(t, ds, "delayed")
+	if d.Err != nil || d.Visible != 0 || d.VisibleMethod != pgmqclient.MethodCount {
+		t.Fatalf("%+v: want visible 0, counted", d)
+	}
+	if d.Invisible < 29_700 || d.Invisible > 30_300 || d.InvisibleMethod != pgmqclient.MethodEstimate {
+		t.Fatalf("%+v: want invisible within 1%% of 30,000, estimated", d)
+	}
+}
+
+// Finding 5: a queue whose table is locked loses its own figures, with an
+// error; the others are sampled, in about the lock timeout.
+func TestSampleDepthsLockedQueueAlone(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	// More queues than one catalog statement reads, the locked one in the
+	// middle of a chunk.
+	defer pgmqclient.SetCatalogChunk(10)()
+	const n = 25
+	if _, err := db.Pool.Exec(ctx, `SELECT pgmq.create(format('lk_%s', lpad(g::text, 3, '0'))) FROM generate_series(0, $1::int - 1) AS g`, n); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 12, 24} {
+		fillQueue(t, db, fmt.Sprintf("lk_%03d", i), 10)
+	}
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `LOCK TABLE pgmq.q_lk_012 IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 100, LockTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ds, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sample of %d queues, one locked: %v", n, time.Since(start))
+	if len(ds) != n {
+		t.Fatalf("sampled %d queues, want %d", len(ds), n)
+	}
+	for _, d := range ds {
+		if d.Queue == "lk_012" {
+			var pgErr *pgconn.PgError
+			if !errors.As(d.Err, &pgErr) || pgErr.Code != "55P03" {
+				t.Errorf("locked queue: %+v, want lock_not_available", d)
+			}
+			continue
+		}
+		want := int64(0)
+		if d.Queue == "lk_000" || d.Queue == "lk_024" {
+			want = 10
+		}
+		if d.Err != nil || d.Depth != want || d.Method != pgmqclient.MethodCount {
+			t.Errorf("%+v: want %d, counted", d, want)
+		}
+	}
+	// The session's own lock_timeout is back.
+	var lt string
+	if err := conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lt); err != nil || lt != "0" {
+		t.Errorf("lock_timeout after the sample: %q, %v; want the session's 0", lt, err)
+	}
+}
+
+// Finding 7: a named queue that does not exist is in the result, with an
+// error matching ErrQueueNotFound; patterns select queues.
+func TestSampleDepthsMissingQueueAndPatterns(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"orders_eu", "orders_us", "orders_tmp", "billing"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{"billing", "ghost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].Queue != "billing" || ds[0].Err != nil || ds[1].Queue != "ghost" || !errors.Is(ds[1].Err, pgmqclient.ErrQueueNotFound) {
+		t.Fatalf("named queues: %+v, want billing and ghost (not found)", ds)
+	}
+	ds, err = c.SampleDepths(ctx, pgmqclient.DepthOptions{Include: []string{"ORDERS_*"}, Exclude: []string{"*_tmp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Queue)
+	}
+	if fmt.Sprint(got) != "[orders_eu orders_us]" {
+		t.Fatalf("include ORDERS_*, exclude *_tmp: %v", got)
+	}
+	if _, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Include: []string{"["}}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
+		t.Fatalf("bad pattern: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// Finding 3b: the sampler's session keeps no prepared statement, however
+// the set of queues changes.
+func TestSampleDepthsKeepsNoPreparedStatements(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		q := fmt.Sprintf("churn_%d", i)
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		fillQueue(t, db, q, 3)
+		if _, err := s.Sample(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			if _, err := c.DropQueue(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d prepared statements left on the sampler's session, want 0", n)
+	}
+}
