@@ -81,7 +81,6 @@ ORDER BY t.i, NOT t.root`
 // it had, so that the sampler can restore it.
 const setLockTimeoutSQL = `SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1::text, false)`
 
-
 // depthTable is the single identifier-quoting builder of this file: the
 // queue table pgmq.<rel>, rel being the table name the catalog reported.
 func depthTable(rel string) string {
