@@ -117,16 +117,26 @@ CROSS JOIN LATERAL (SELECT CASE WHEN $3::bool OR inv.n > $1::bigint OR hi.msg_id
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`
 }
 
-// depthSampleSQL looks up $2 message ids in the queue table by primary key
-// (or the msg_id index of a partitioned queue): one id drawn at random in
-// each of $2 equal strata of the span starting at $1, each $3 ids wide
-// (with $3 = 1 and $2 the span, every id once). It returns how many exist
-// and how many of those are visible: a stratified sample of the queue's
-// rows, whose cost is $2 index lookups whatever the queue's size.
+// depthSampleSQL looks up message ids in the queue table by primary key
+// (or the msg_id index of a partitioned queue): the span from $1 is cut
+// into $2 strata with integer bounds, lo+floor(g*$3) to lo+floor((g+1)*$3),
+// and one id is drawn at random in each (with $3 = 1 and $2 the span,
+// every id once). It returns how many ids exist and how many of those are
+// visible, and the same weighted by their stratum's width: the weighted
+// sums estimate the depth and the visible messages without bias. Its cost
+// is $2 index lookups whatever the queue's size.
 func depthSampleSQL(rel string) string {
-	return `SELECT count(*)::text, (count(*) FILTER (WHERE vt <= now()))::text FROM ` + depthTable(rel) + `
-WHERE msg_id = ANY (ARRAY(
-	SELECT $1::bigint + floor((g + random()) * $3::float8)::bigint FROM generate_series(0, $2::bigint - 1) AS g))`
+	return `WITH s AS MATERIALIZED (
+	SELECT a + floor(random() * (b - a))::bigint AS id, b - a AS w
+	FROM (SELECT $1::bigint + floor(g * $3::float8)::bigint AS a, $1::bigint + floor((g + 1) * $3::float8)::bigint AS b
+		FROM generate_series(0, $2::bigint - 1) AS g) AS st
+	WHERE b > a
+)
+SELECT count(*)::text, (count(*) FILTER (WHERE t.vt <= now()))::text,
+	coalesce(sum(s.w), 0)::text, coalesce(sum(s.w) FILTER (WHERE t.vt <= now()), 0)::text
+FROM ` + depthTable(rel) + ` AS t
+JOIN s ON s.id = t.msg_id
+WHERE t.msg_id = ANY (ARRAY(SELECT id FROM s))`
 }
 
 // setPlanCacheModeSQL makes the session plan each unnamed statement for

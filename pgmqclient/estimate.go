@@ -78,10 +78,12 @@ type leafStats struct {
 
 // idSample is the result of depthSampleSQL.
 type idSample struct {
-	probes      int64 // ids looked up
-	hits        int64 // of which exist
-	visibleHits int64 // of which are visible
-	exhaustive  bool  // every id of the span was looked up
+	probes       int64 // ids looked up, one per stratum
+	hits         int64 // of which exist
+	visibleHits  int64 // of which are visible
+	total        int64 // hits weighted by their stratum's width: the depth's estimate
+	visibleTotal int64 // visible hits so weighted
+	exhaustive   bool  // every id of the span was looked up
 }
 
 // depthInputs is everything the server reported about one queue.
@@ -181,32 +183,36 @@ func catalogEstimate(in depthInputs) (int64, bool) {
 // if its standard error is small enough.
 func sampleEstimate(in depthInputs) (int64, bool) {
 	s := in.sample
-	if s == nil || s.probes == 0 {
+	if s == nil || s.probes == 0 || s.hits == 0 {
 		return 0, false
 	}
-	span := in.hi - in.lo + 1
 	if s.exhaustive {
 		return s.hits, true
 	}
-	p := float64(s.hits) / float64(s.probes)
-	if s.hits == 0 {
-		return 0, false
-	}
-	// Two standard errors of a simple random sample: a stratified one does
+	// Two standard errors of a simple random sample of the same size, in
+	// which each id is present with probability p: a stratified sample does
 	// no worse.
-	se := math.Sqrt(p*(1-p)/float64(s.probes)) / p
-	if 2*se > maxRelativeError {
+	p := float64(s.hits) / float64(s.probes)
+	if 2*math.Sqrt((1-p)/(p*float64(s.probes))) > maxRelativeError {
 		return 0, false
 	}
-	return int64(math.Round(p * float64(span))), true
+	return s.total, true
+}
+
+// needsSplit reports whether neither state was counted exactly, so that
+// an id sample must split the depth between them.
+func needsSplit(in depthInputs) bool {
+	t := in.threshold
+	return !(in.invCounted && in.inv <= t) && !(in.visCount && in.vis <= t)
 }
 
 // estimateDepth turns what the server reported into a depth, never a
 // made-up one:
 //
 //   - a state whose capped count is at or below the threshold is exact;
-//   - the total comes from the statistics, else the planner's method, else
-//     an id sample, the first that agrees with what is known for sure: not
+//   - the total comes from the statistics when they can be trusted, else
+//     from an id sample, else (ids too sparse for the sample to be within
+//     1 %) the planner's method: the first that agrees with what is known for sure: not
 //     below what the capped counts prove (a count of threshold+1 proves
 //     more than the threshold) and at most the id span (larger values are
 //     cut to the span, which is exact for a queue consumed in order);
@@ -257,9 +263,15 @@ func estimateDepth(in depthInputs) depthEstimate {
 		f      func(depthInputs) (int64, bool)
 	}{
 		{SourceLiveTuples, statsEstimate},
-		{SourcePlanner, plannerEstimate},
 		{SourceIDSample, sampleEstimate},
+		{SourcePlanner, plannerEstimate},
 	} {
+		if c.source == SourcePlanner && in.sample == nil {
+			// The planner's method assumes rows as wide as at the last
+			// ANALYZE; an id sample does not. Take one first, and fall
+			// back on the planner only where it is too imprecise.
+			return depthEstimate{needSample: true}
+		}
 		n, ok := c.f(in)
 		if !ok {
 			continue
@@ -295,7 +307,10 @@ func estimateDepth(in depthInputs) depthEstimate {
 		if s.hits == 0 {
 			return depthEstimate{unknown: ReasonSplitUncertain}
 		}
-		f := float64(s.visibleHits) / float64(s.hits)
+		if s.total == 0 {
+			return depthEstimate{unknown: ReasonSplitUncertain}
+		}
+		f := float64(s.visibleTotal) / float64(s.total)
 		if 2*math.Sqrt(f*(1-f)/float64(s.hits)) > maxRelativeError {
 			return depthEstimate{unknown: ReasonSplitUncertain}
 		}

@@ -20,7 +20,14 @@ func TestEstimateDepth(t *testing.T) {
 		return depthInputs{threshold: T, leaves: l, hasRows: true, lo: 1, hi: truth,
 			inv: 0, invCounted: true}
 	}
-	sample := func(hits, vis int64) *idSample { return &idSample{probes: 16384, hits: hits, visibleHits: vis} }
+	// sample is an id sample of a span of 1,000,000 ids (plus extra): hits
+	// of 16,384 strata present, vis of them visible.
+	sample := func(hits, vis, extra int64) *idSample {
+		w := float64(truth+extra) / 16384
+		return &idSample{probes: 16384, hits: hits, visibleHits: vis,
+			total: int64(float64(hits) * w), visibleTotal: int64(float64(vis) * w)}
+	}
+	sparse := sample(50, 50, 0)
 
 	type want struct {
 		depth, visible, invisible int64
@@ -42,32 +49,42 @@ func TestEstimateDepth(t *testing.T) {
 		}, want{depth: 1000, visible: 700, invisible: 300, vm: MethodCount, im: MethodCount, source: SourceCount}},
 		{"current statistics, all visible", func() depthInputs { return base(analyzed) },
 			want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourceLiveTuples}},
-		{"statistics lost (crash, reset, promotion): the planner's method", func() depthInputs {
-			l := lost
-			l.pages = 10_200 // 2,000 more sent since
-			in := base(l)
+		{"statistics lost (crash, reset, promotion): needs an id sample", func() depthInputs { return base(lost) },
+			want{needSample: true}},
+		{"statistics lost, 2,000 more sent: the id sample", func() depthInputs {
+			in := base(lost)
 			in.hi = truth + 2000
+			in.sample = sample(16384, 16384, 2000)
 			return in
-		}, want{depth: truth + 2000, visible: truth + 2000, vm: MethodEstimate, im: MethodCount, source: SourcePlanner}},
+		}, want{depth: truth + 2000, visible: truth + 2000, vm: MethodEstimate, im: MethodCount, source: SourceIDSample}},
+		{"statistics lost, ids too sparse for the sample: the planner's method", func() depthInputs {
+			l := lost
+			l.pages = 10_200
+			in := base(l)
+			in.hi = 3 * truth
+			in.sample = sparse
+			return in
+		}, want{depth: truth + 20_000, visible: truth + 20_000, vm: MethodEstimate, im: MethodCount, source: SourcePlanner}},
 		{"statistics counting only since a reset: refuted by the capped count", func() depthInputs {
 			l := analyzed
-			l.live, l.rebased = 2000, true // must not be used as 2,000
+			l.live = 500 // below what the count proves
 			in := base(l)
 			in.vis, in.visCount = T+1, true
-			in.leaves[0].live = 500 // below what the count proves
+			in.sample = sample(16384, 16384, 0)
 			return in
-		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourcePlanner}},
-		{"hot standby: statistics are zero, planner used", func() depthInputs {
+		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourceIDSample}},
+		{"hot standby: statistics are zero, not used", func() depthInputs {
 			in := base(analyzed)
 			in.standby = true
 			in.leaves[0].live = 0
+			in.sample = sample(16384, 16384, 0)
 			return in
-		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourcePlanner}},
+		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourceIDSample}},
 		{"never analyzed: needs an id sample", func() depthInputs { return base(neverAnalyzed) },
 			want{needSample: true}},
 		{"never analyzed, id sample taken", func() depthInputs {
 			in := base(neverAnalyzed)
-			in.sample = sample(16384, 16384)
+			in.sample = sample(16384, 16384, 0)
 			return in
 		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourceIDSample}},
 		{"drifted statistics above the id span are cut to it", func() depthInputs {
@@ -76,10 +93,10 @@ func TestEstimateDepth(t *testing.T) {
 			return base(l)
 		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourceLiveTuples}},
 		{"all invisible: visible counted, never derived from the capped invisible count", func() depthInputs {
-			in := base(lost)
+			in := base(analyzed)
 			in.inv, in.vis, in.visCount = T+1, 0, true
 			return in
-		}, want{depth: truth, visible: 0, invisible: truth, vm: MethodCount, im: MethodEstimate, source: SourcePlanner}},
+		}, want{depth: truth, visible: 0, invisible: truth, vm: MethodCount, im: MethodEstimate, source: SourceLiveTuples}},
 		{"both states above the threshold: needs the split", func() depthInputs {
 			in := base(analyzed)
 			in.inv, in.vis, in.visCount = T+1, T+1, true
@@ -88,20 +105,20 @@ func TestEstimateDepth(t *testing.T) {
 		{"both states above the threshold, split from the id sample", func() depthInputs {
 			in := base(analyzed)
 			in.inv, in.vis, in.visCount = T+1, T+1, true
-			in.sample = sample(16384, 8192)
+			in.sample = sample(16384, 8192, 0)
 			return in
 		}, want{depth: truth, visible: truth / 2, invisible: truth / 2, vm: MethodEstimate, im: MethodEstimate, source: SourceLiveTuples}},
 		{"split too uncertain: left out", func() depthInputs {
 			in := base(analyzed)
 			in.inv, in.vis, in.visCount = T+1, T+1, true
-			in.sample = sample(2000, 1000) // sparse ids
+			in.sample = sample(200, 100, 0) // sparse ids
 			return in
 		}, want{unknown: ReasonSplitUncertain}},
 		{"statistics lost and never analyzed, sparse ids: left out", func() depthInputs {
 			l := neverAnalyzed
 			l.live, l.rebased = 0, false
 			in := base(l)
-			in.sample = sample(50, 50)
+			in.sample = sparse
 			return in
 		}, want{unknown: ReasonNoEstimate}},
 		{"every id looked up: a count", func() depthInputs {
@@ -115,7 +132,9 @@ func TestEstimateDepth(t *testing.T) {
 			p1.relTuples, p1.relPages, p1.pages = 500_000, 5000, 5000
 			p2 := p1
 			p3 := leafStats{relTuples: -1} // premade, empty
-			return base(p1, p2, p3)
+			in := base(p1, p2, p3)
+			in.sample = sparse
+			return in
 		}, want{depth: truth, visible: truth, vm: MethodEstimate, im: MethodCount, source: SourcePlanner}},
 	}
 	for _, c := range cases {
