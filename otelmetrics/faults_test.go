@@ -335,9 +335,9 @@ func TestProcessorsNeverWaitForTheDatabase(t *testing.T) {
 }
 
 // A queue table locked by another session (a migration, a VACUUM FULL, an
-// operator's LOCK TABLE) ends the sampler's statement at its timeout; the
-// server's lock_timeout ends it a little earlier, so the session and its
-// election lock survive.
+// operator's LOCK TABLE) costs that queue its points, for the lock
+// timeout, and is counted; the other queues are reported (finding 5), and
+// the session and its election lock survive.
 func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 	setErrorHandler(t)
 	db := pgmqtest.New(t)
@@ -367,8 +367,11 @@ func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 		if v := got.mustValue(t, MetricProcessorActive, kindAttr("worker")); v != 1 {
 			t.Fatalf("processors while locked = %v", v)
 		}
-		if pts := got.points(MetricQueueDepth); len(pts) != 0 {
-			t.Fatalf("queue points while a queue table is locked: %v", pts)
+		if _, ok := got.value(MetricQueueDepth, queueAttr("locked"), visible); ok {
+			t.Fatalf("points of the locked queue: %v", got.points(MetricQueueDepth))
+		}
+		if v := got.mustValue(t, MetricQueueDepth, queueAttr("free"), visible); v != 0 {
+			t.Fatalf("depth of the free queue while the other is locked = %v, want 0", v)
 		}
 		if v := got.mustValue(t, MetricSamplerErrors, attribute.String(AttrErrorType, "timeout")); v != float64(i) {
 			t.Fatalf("timeouts = %v, want %d (%v)", v, i, got.errorTypes())

@@ -40,6 +40,7 @@ const (
 	AttrMessagingSystem = "messaging.system"
 	AttrDestinationName = "messaging.destination.name"
 	AttrMessageState    = "pgmq.message.state"
+	AttrDepthMethod     = "pgmq.depth.method"
 	AttrErrorType       = "error.type"
 )
 

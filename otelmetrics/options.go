@@ -39,6 +39,9 @@ type config struct {
 	sampleTimeout     time.Duration
 	minSampleInterval time.Duration
 	exactThreshold    int64
+	includeQueues     []string
+	excludeQueues     []string
+	providerLimit     int // declared cardinality limit of a user-supplied provider; 0 unknown
 	election          bool
 	electionKey       int64
 	electionKeySet    bool
@@ -154,5 +157,35 @@ func withClock(now func() time.Time) Option {
 		if now != nil {
 			c.now = now
 		}
+	})
+}
+
+// WithQueueInclude limits queue sampling to the queues whose name matches
+// one of these glob patterns (path.Match syntax: "orders_*", "tmp_?",
+// matched case-insensitively). May be given several times; the patterns
+// add up. Invalid patterns make New fail.
+func WithQueueInclude(patterns ...string) Option {
+	return optionFunc(func(c *config) { c.includeQueues = append(c.includeQueues, patterns...) })
+}
+
+// WithQueueExclude leaves out of queue sampling the queues whose name
+// matches one of these glob patterns, after WithQueueInclude. May be given
+// several times; the patterns add up. Invalid patterns make New fail.
+func WithQueueExclude(patterns ...string) Option {
+	return optionFunc(func(c *config) { c.excludeQueues = append(c.excludeQueues, patterns...) })
+}
+
+// WithProviderCardinalityLimit declares the cardinality limit (points per
+// instrument and collection) of a MeterProvider given with
+// WithMeterProvider, which this module cannot read. New warns once through
+// otel.Handle when the sampled queues would pass it. Without it a provider
+// of this package's NewMeterProvider is known, and any other is assumed to
+// have the SDK's default of 2,000. Non-positive values mean no limit.
+func WithProviderCardinalityLimit(n int) Option {
+	return optionFunc(func(c *config) {
+		if n <= 0 {
+			n = -1
+		}
+		c.providerLimit = n
 	})
 }

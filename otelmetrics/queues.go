@@ -49,10 +49,12 @@ type queueSample struct {
 }
 
 // queueAttrs are one queue's attribute sets, computed once per queue name.
+// The depth's sets also say how each value was obtained (see
+// queue_export.go).
 type queueAttrs struct {
 	queue     metric.MeasurementOption
-	visible   metric.MeasurementOption
-	invisible metric.MeasurementOption
+	visible   depthAttrs
+	invisible depthAttrs
 }
 
 func newQueueAttrs(name string) *queueAttrs {
@@ -60,8 +62,8 @@ func newQueueAttrs(name string) *queueAttrs {
 	dst := attribute.String(AttrDestinationName, name)
 	return &queueAttrs{
 		queue:     metric.WithAttributeSet(attribute.NewSet(sys, dst)),
-		visible:   metric.WithAttributeSet(attribute.NewSet(sys, dst, attribute.String(AttrMessageState, "visible"))),
-		invisible: metric.WithAttributeSet(attribute.NewSet(sys, dst, attribute.String(AttrMessageState, "invisible"))),
+		visible:   newDepthAttrs(sys, dst, attribute.String(AttrMessageState, "visible")),
+		invisible: newDepthAttrs(sys, dst, attribute.String(AttrMessageState, "invisible")),
 	}
 }
 
@@ -88,6 +90,9 @@ type queueSampler struct {
 
 	failMu   sync.Mutex
 	failures map[string]*failureCount
+
+	queueReports queueReports // per-queue errors handed to otel.Handle; guarded by sem
+	cardinality  cardinalityCheck
 }
 
 type failureCount struct {
@@ -100,6 +105,9 @@ func newQueueSampler(cfg config) (*queueSampler, error) {
 		if err := pgmqclient.ValidateQueueName(q); err != nil {
 			return nil, fmt.Errorf("otelmetrics: queue sampling: %w", err)
 		}
+	}
+	if err := validateQueuePatterns(cfg); err != nil {
+		return nil, err
 	}
 	cc := cfg.queuePool.Config().ConnConfig.Copy()
 	if cc.RuntimeParams == nil {
@@ -126,11 +134,13 @@ func newQueueSampler(cfg config) (*queueSampler, error) {
 	s := &queueSampler{
 		cfg:        cfg,
 		connConfig: cc,
-		opts:       pgmqclient.DepthOptions{Queues: cfg.queues, ExactCountThreshold: cfg.exactThreshold},
-		key:        cfg.electionKey,
-		sem:        make(chan struct{}, 1),
-		attrCache:  map[string]*queueAttrs{},
-		failures:   map[string]*failureCount{},
+		opts: pgmqclient.DepthOptions{Queues: cfg.queues, ExactCountThreshold: cfg.exactThreshold,
+			Include: cfg.includeQueues, Exclude: cfg.excludeQueues},
+		key:         cfg.electionKey,
+		sem:         make(chan struct{}, 1),
+		attrCache:   map[string]*queueAttrs{},
+		failures:    map[string]*failureCount{},
+		cardinality: cardinalityCheck{limit: cardinalityLimitOf(cfg)},
 	}
 	if !cfg.electionKeySet {
 		s.key = electionKey(cfg.queues)
@@ -180,13 +190,7 @@ func (s *queueSampler) register(meter metric.Meter) (metric.Registration, error)
 		if sample == nil || sample.err != nil || sample.role != RoleSampler {
 			return nil
 		}
-		for i, d := range sample.depths {
-			a := sample.attrs[i]
-			o.ObserveInt64(depth, d.Visible, a.visible)
-			o.ObserveInt64(depth, d.Invisible, a.invisible)
-			o.ObserveFloat64(age, d.OldestAge.Seconds(), a.queue)
-			o.ObserveInt64(sent, d.TotalSent, a.queue)
-		}
+		observeQueues(o, queueInstruments{depth: depth, age: age, sent: sent}, sample)
 		return nil
 	}, depth, age, sent, fails)
 }
@@ -248,6 +252,7 @@ func (s *queueSampler) sample(parent context.Context) *queueSample {
 		return s.fail(fmt.Errorf("otelmetrics: queue sampler: %w", err))
 	}
 	s.lastReport = ""
+	s.queueFailures(depths)
 	return &queueSample{at: s.cfg.now(), role: RoleSampler, depths: depths, attrs: s.attrsFor(depths)}
 }
 

@@ -76,6 +76,7 @@ type providerConfig struct {
 	resource *resource.Resource
 	interval time.Duration
 	views    []sdkmetric.View
+	limit    *int // cardinality limit; nil: the default (see cardinality.go)
 }
 
 // WithExporterOptions configures the OTLP gRPC exporter. The options are
@@ -126,6 +127,16 @@ func WithViews(v ...sdkmetric.View) ProviderOption {
 	return providerOptionFunc(func(c *providerConfig) { c.views = append(c.views, v...) })
 }
 
+// WithCardinalityLimit sets the most points an instrument keeps per
+// collection (the SDK's cardinality limit); past it the SDK folds the rest
+// into one otel.metric.overflow=true point. Zero or negative means no
+// limit. The default is DefaultCardinalityLimit (10,000 queues' depths),
+// or OTEL_GO_X_CARDINALITY_LIMIT when set; the SDK's own default is 2,000,
+// which pgmq.queue.depth passes at 1,000 queues.
+func WithCardinalityLimit(n int) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) { c.limit = &n })
+}
+
 // Provider is a metric.MeterProvider built by NewMeterProvider: the SDK's,
 // or a no-op one when OTEL_SDK_DISABLED=true. Shut it down before the
 // process exits so the last values reach the collector.
@@ -135,6 +146,8 @@ type Provider struct {
 	meters metric.MeterProvider
 	sdk    *sdkmetric.MeterProvider // nil when disabled
 	down   atomic.Bool
+	// cardinalityLimit is the limit given to the SDK; 0 when disabled.
+	cardinalityLimit int
 }
 
 var _ metric.MeterProvider = (*Provider)(nil)
@@ -228,8 +241,10 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 	if len(cfg.views) > 0 {
 		sdkOpts = append(sdkOpts, sdkmetric.WithView(cfg.views...))
 	}
+	limit := providerCardinalityLimit(cfg)
+	sdkOpts = append(sdkOpts, sdkmetric.WithCardinalityLimit(limit))
 	mp := sdkmetric.NewMeterProvider(sdkOpts...)
-	return &Provider{meters: mp, sdk: mp}, nil
+	return &Provider{meters: mp, sdk: mp, cardinalityLimit: limit}, nil
 }
 
 // Meter implements metric.MeterProvider.

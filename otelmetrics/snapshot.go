@@ -3,6 +3,8 @@ package otelmetrics
 import (
 	"context"
 	"time"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // Snapshot is what an orchestrator serves on its health endpoint: the same
@@ -41,10 +43,23 @@ type QueueSnapshot struct {
 	Visible          int64   `json:"visible"`
 	Invisible        int64   `json:"invisible"`
 	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
-	TotalSent        int64   `json:"total_sent"`
-	// Estimated is true when Depth comes from the table statistics
-	// because the queue is deeper than the exact-count threshold.
+	// TotalSent is left out (0, total_sent_known false) on a standby.
+	TotalSent      int64 `json:"total_sent"`
+	TotalSentKnown bool  `json:"total_sent_known"`
+	// Estimated is true when Depth is an estimate because the queue is
+	// deeper than the exact-count threshold.
 	Estimated bool `json:"estimated"`
+	// VisibleMethod and InvisibleMethod are "count" or "estimate", as the
+	// pgmq.depth.method attribute of the exported points; Source says what
+	// an estimate rests on (live_tuples, id_sample, planner; count when
+	// none was needed).
+	VisibleMethod   string `json:"visible_method,omitempty"`
+	InvisibleMethod string `json:"invisible_method,omitempty"`
+	Source          string `json:"source,omitempty"`
+	// Error, when set, says why this queue's figures are missing (the
+	// queue does not exist, its table was locked, its depth could not be
+	// known); its depth fields are then 0 and were not exported.
+	Error string `json:"error,omitempty"`
 }
 
 // SamplerSnapshot describes the last queue sampling attempt.
@@ -96,15 +111,28 @@ func (m *Metrics) Snapshot(ctx context.Context) Snapshot {
 	default:
 		ss.Role, ss.SampledAt, ss.Healthy = sample.role, sample.at, true
 		for _, d := range sample.depths {
-			snap.Queues[d.Queue] = QueueSnapshot{
-				Depth:            d.Depth,
-				Visible:          d.Visible,
-				Invisible:        d.Invisible,
-				OldestAgeSeconds: d.OldestAge.Seconds(),
-				TotalSent:        d.TotalSent,
-				Estimated:        d.Estimated,
-			}
+			snap.Queues[d.Queue] = queueSnapshot(d)
 		}
 	}
 	return snap
+}
+
+// queueSnapshot is d as the snapshot shows it.
+func queueSnapshot(d pgmqclient.QueueDepth) QueueSnapshot {
+	if d.Err != nil {
+		return QueueSnapshot{Error: d.Err.Error(), TotalSent: d.TotalSent, TotalSentKnown: d.TotalSentKnown,
+			OldestAgeSeconds: d.OldestAge.Seconds()}
+	}
+	return QueueSnapshot{
+		Depth:            d.Depth,
+		Visible:          d.Visible,
+		Invisible:        d.Invisible,
+		OldestAgeSeconds: d.OldestAge.Seconds(),
+		TotalSent:        d.TotalSent,
+		TotalSentKnown:   d.TotalSentKnown,
+		Estimated:        d.Estimated,
+		VisibleMethod:    string(d.VisibleMethod),
+		InvisibleMethod:  string(d.InvisibleMethod),
+		Source:           d.Source,
+	}
 }
