@@ -1,0 +1,164 @@
+package otelmetrics
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+)
+
+// Each depth point says how it was obtained: a queue above the threshold
+// exports its visible depth as an estimate and its invisible depth,
+// counted, as a count.
+func TestDepthMethodAttribute(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"small", "deep"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendN(t, c, "small", 3)
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO pgmq.q_deep (vt, message) SELECT now(), '{}' FROM generate_series(1, 20000)`); err != nil {
+		t.Fatal(err)
+	}
+	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithExactCountThreshold(100), WithMinSampleInterval(0))
+	got := collect(t, r)
+	method := func(m string) attribute.KeyValue { return attribute.String(AttrDepthMethod, m) }
+	if v := got.mustValue(t, MetricQueueDepth, queueAttr("small"), visible, method(DepthMethodCount)); v != 3 {
+		t.Errorf("small visible = %v, want 3 counted", v)
+	}
+	if v := got.mustValue(t, MetricQueueDepth, queueAttr("deep"), visible, method(DepthMethodEstimate)); v < 19_800 || v > 20_200 {
+		t.Errorf("deep visible = %v, want about 20,000, estimated", v)
+	}
+	if v := got.mustValue(t, MetricQueueDepth, queueAttr("deep"), invisible, method(DepthMethodCount)); v != 0 {
+		t.Errorf("deep invisible = %v, want 0 counted", v)
+	}
+}
+
+// Finding 7: a queue named in WithQueueSampling that does not exist is
+// reported once through otel.Handle and in the snapshot; the others are
+// reported.
+func TestMissingNamedQueueReportedOnce(t *testing.T) {
+	h := setErrorHandler(t)
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	if err := pgmqclient.New(db.Pool).CreateQueue(ctx, "real"); err != nil {
+		t.Fatal(err)
+	}
+	m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "real", "ghost"), WithMinSampleInterval(0))
+	for range 3 {
+		got := collect(t, r)
+		if _, ok := got.value(MetricQueueDepth, queueAttr("real"), visible); !ok {
+			t.Fatal("the existing queue is not reported")
+		}
+		if _, ok := got.value(MetricQueueDepth, queueAttr("ghost"), visible); ok {
+			t.Fatal("the missing queue has a depth")
+		}
+	}
+	if n := h.count(); n != 1 || !strings.Contains(h.errs[0].Error(), "ghost") {
+		t.Fatalf("otel.Handle got %d errors (%v), want one about ghost", n, h.errs)
+	}
+	snap := m.Snapshot(ctx)
+	if q, ok := snap.Queues["ghost"]; !ok || !strings.Contains(q.Error, "not found") {
+		t.Fatalf("snapshot of ghost: %+v (present %v), want an error", q, ok)
+	}
+}
+
+// Finding 4: NewMeterProvider keeps more than the SDK's 2,000 points per
+// instrument by default, so 1,500 queues' depths (3,000 points) do not
+// overflow.
+func TestNewMeterProviderCardinalityFitsQueues(t *testing.T) {
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	reader := sdkmetric.NewManualReader()
+	p, err := NewMeterProvider(context.Background(), WithReader(reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Shutdown(context.Background()) }()
+	g, err := p.Meter("test").Int64ObservableGauge(MetricQueueDepth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Meter("test").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i := range 1500 {
+			for _, st := range []string{"visible", "invisible"} {
+				o.ObserveInt64(g, 1, metric.WithAttributes(queueAttr(fmt.Sprintf("q%d", i)), attribute.String(AttrMessageState, st)))
+			}
+		}
+		return nil
+	}, g); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	pts := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Gauge[int64]).DataPoints
+	for _, dp := range pts {
+		if dp.Attributes.HasValue("otel.metric.overflow") {
+			t.Fatalf("overflow point among %d points", len(pts))
+		}
+	}
+	if len(pts) != 3000 {
+		t.Fatalf("%d points, want 3000", len(pts))
+	}
+}
+
+// With a provider whose limit the queues would pass, New's sampler warns
+// once through otel.Handle.
+func TestCardinalityWarning(t *testing.T) {
+	h := setErrorHandler(t)
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for i := range 3 {
+		if err := c.CreateQueue(ctx, fmt.Sprintf("card_%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithProviderCardinalityLimit(5), WithMinSampleInterval(0))
+	collect(t, r)
+	collect(t, r)
+	if n := h.count(); n != 1 || !strings.Contains(h.errs[0].Error(), "cardinality limit of 5") {
+		t.Fatalf("otel.Handle got %d errors (%v), want one cardinality warning", n, h.errs)
+	}
+}
+
+// Include and exclude patterns select the sampled queues; a bad pattern
+// fails New before any SQL.
+func TestQueuePatterns(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"orders_eu", "orders_tmp", "billing"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithQueueInclude("orders_*"), WithQueueExclude("*_TMP"), WithMinSampleInterval(0))
+	got := collect(t, r)
+	var queues []string
+	for _, p := range got.points(MetricQueueDepth) {
+		if v, ok := p.attrs.Value(AttrDestinationName); ok && p.attrs.HasValue(AttrMessageState) {
+			if st, _ := p.attrs.Value(AttrMessageState); st.AsString() == "visible" {
+				queues = append(queues, v.AsString())
+			}
+		}
+	}
+	if fmt.Sprint(queues) != "[orders_eu]" {
+		t.Fatalf("sampled %v, want [orders_eu]", queues)
+	}
+	if _, err := New(WithQueueSampling(db.Pool), WithQueueInclude("[")); err == nil {
+		t.Fatal("New accepted the pattern \"[\"")
+	}
+}
