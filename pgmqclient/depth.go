@@ -38,6 +38,15 @@ const (
 	splitProbes  = 65536
 )
 
+// scanPages is the largest table, in pages, that a probe reads with one
+// scan rather than through its indexes; maxRowsPerPage bounds the rows of
+// a page (PostgreSQL's MaxHeapTuplesPerPage for 8 kB pages), so that a
+// scanned table is known to hold no more than the threshold.
+const (
+	scanPages      = 8
+	maxRowsPerPage = 291
+)
+
 // DepthOptions selects the queues a depth sample reports and how it counts.
 type DepthOptions struct {
 	// Queues limits the sample to these queues. Empty means every queue in
@@ -319,29 +328,26 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner) ([]*depthQ
 		b.WriteString(n) // validated: letters, digits, underscores
 	}
 	b.WriteByte('}')
-	rows, errs, err := run.run(ctx, []depthStmt{{sql: depthDiscoverSQL, args: []string{b.String()}}})
+	rows, errs, err := run.run(ctx, []depthStmt{{sql: depthClockSQL}, {sql: depthDiscoverSQL, args: []string{b.String()}}})
 	if err == nil {
-		err = errs[0]
+		err = errors.Join(errs...)
 	}
 	if err != nil {
 		return nil, time.Time{}, false, err
 	}
-	var (
-		out     []*depthQueue
-		now     time.Time
-		standby bool
-	)
-	if len(rows[0]) == 0 {
-		// No queue: still read the clock.
-		now = time.Now()
+	if len(rows[0]) != 1 {
+		return nil, time.Time{}, false, errors.New("pgmqclient: no server clock")
 	}
-	for _, r := range rows[0] {
+	clock := rows[0][0]
+	now, err := time.Parse("2006-01-02T15:04:05.999999Z", string(clock[0]))
+	if err != nil {
+		return nil, time.Time{}, false, fmt.Errorf("pgmqclient: server clock %q: %w", clock[0], err)
+	}
+	standby := string(clock[1]) == "true"
+	var out []*depthQueue
+	for _, r := range rows[1] {
 		q := &depthQueue{name: string(r[0]), rel: string(r[1]), oid: string(r[2]), seq: string(r[3]),
 			vtIndex: string(r[4]) == "true"}
-		if now, err = time.Parse("2006-01-02T15:04:05.999999Z", string(r[5])); err != nil {
-			return nil, time.Time{}, false, fmt.Errorf("pgmqclient: server clock %q: %w", r[5], err)
-		}
-		standby = string(r[6]) == "true"
 		if MatchQueuePatterns(q.name, s.include, s.exclude) {
 			out = append(out, q)
 		}
@@ -466,14 +472,27 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		if !q.found || q.err != nil || catalogEmpty(q.in.leaves) {
 			continue
 		}
-		est, known := catalogEstimate(q.in)
-		big := known && est > 2*(t+1)
+		// Whether the visible count can be spared: trusted statistics
+		// must say the queue is above the threshold, the planner's method
+		// (a guess here) twice above; the probe counts anyway when the id
+		// span is below twice the threshold.
+		big := false
+		if est, ok := statsEstimate(q.in); ok {
+			big = est > t+1
+		} else if est, ok := plannerEstimate(q.in); ok {
+			big = est > 2*(t+1)
+		}
 		invLimit := t + 1
 		if big && !q.vtIndex {
 			invLimit = 0
 		}
-		q.in.invCounted = invLimit > 0
 		probed = append(probed, q)
+		if pages := totalPages(q.in.leaves); pages <= scanPages && pages*maxRowsPerPage <= t {
+			q.in.invCounted, q.in.scanned = true, true
+			stmts = append(stmts, depthStmt{sql: depthScanSQL(q.rel)})
+			continue
+		}
+		q.in.invCounted = invLimit > 0
 		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
 			strconv.FormatInt(t, 10), strconv.FormatInt(invLimit, 10), strconv.FormatBool(!big)}})
 	}

@@ -15,10 +15,13 @@ import (
 // sends them as unnamed statements, so the sampler's session holds no plan
 // per queue and its memory does not grow as queues come and go.
 
+// depthClockSQL reads the server's clock (UTC) and whether it is a
+// standby.
+const depthClockSQL = `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), pg_catalog.pg_is_in_recovery()::text`
+
 // depthDiscoverSQL lists the queues (pgmq.meta joined to the catalog) with
-// their table's oid, its id sequence's oid (0 when missing), whether an
-// index leads with vt, and, in every row, the server's clock and whether it
-// is a standby. It reads catalogs only and takes no lock on any queue
+// their table's oid, its id sequence's oid (0 when missing) and whether an
+// index leads with vt. It reads catalogs only and takes no lock on any queue
 // table, so its cost is one row per queue and it never waits on a locked
 // queue. Queue names never reach SQL as text: $1 is a bind parameter.
 const depthDiscoverSQL = `
@@ -27,9 +30,7 @@ SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
 		SELECT 1 FROM pg_catalog.pg_index AS i
 		JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'vt'
 		WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum
-	)::text,
-	to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-	pg_catalog.pg_is_in_recovery()::text
+	)::text
 FROM pgmq.meta AS m
 JOIN pg_catalog.pg_class AS c
 	ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
@@ -115,6 +116,16 @@ CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt 
 CROSS JOIN LATERAL (SELECT CASE WHEN $3::bool OR inv.n > $1::bigint OR hi.msg_id - lo.msg_id < 2 * ($1::bigint + 1)
 	THEN $1::bigint + 1 ELSE 0 END AS lim) AS l
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`
+}
+
+// depthScanSQL is depthProbeSQL for a table of a few pages: one scan
+// counts every row, which costs less than planning the probe's four index
+// lookups. Same columns; both counts are exact, uncapped.
+func depthScanSQL(rel string) string {
+	return `SELECT min(msg_id)::text, max(msg_id)::text,
+	extract(epoch FROM now() - (array_agg(enqueued_at ORDER BY msg_id))[1])::float8::text,
+	(count(*) FILTER (WHERE vt > now()))::text, (count(*) FILTER (WHERE vt <= now()))::text, 'true'
+FROM ` + depthTable(rel)
 }
 
 // depthSampleSQL looks up message ids in the queue table by primary key

@@ -141,4 +141,3 @@ func TestSampleDepthsStatisticsStates(t *testing.T) {
 	standby.Promote(t)
 	check("on the promoted standby", standby.URL(db.Name), false)
 }
-

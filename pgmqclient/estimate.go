@@ -97,6 +97,7 @@ type depthInputs struct {
 	lo, hi               int64
 	inv, vis             int64 // capped at threshold+1
 	invCounted, visCount bool  // whether each count was made
+	scanned              bool  // the counts come from a scan of a small table: exact, uncapped
 
 	sample *idSample // nil until taken
 }
@@ -111,6 +112,15 @@ type depthEstimate struct {
 	needSample bool
 	// unknown, when not empty, is why the depth is left out.
 	unknown string
+}
+
+// totalPages is the pages of all the queue's tables.
+func totalPages(leaves []leafStats) int64 {
+	var n int64
+	for _, l := range leaves {
+		n += l.pages
+	}
+	return n
 }
 
 // maxRelativeError is how far from the truth an estimate may be, relative
@@ -169,16 +179,6 @@ func plannerEstimate(in depthInputs) (int64, bool) {
 	return int64(math.Round(n)), true
 }
 
-// catalogEstimate is the first estimate available before the table is
-// read: the statistics, else the planner's. The sampler uses it only to
-// decide which counts are worth making.
-func catalogEstimate(in depthInputs) (int64, bool) {
-	if n, ok := statsEstimate(in); ok {
-		return n, true
-	}
-	return plannerEstimate(in)
-}
-
 // sampleEstimate is the id span times the share of sampled ids that exist,
 // if its standard error is small enough.
 func sampleEstimate(in depthInputs) (int64, bool) {
@@ -225,8 +225,8 @@ func estimateDepth(in depthInputs) depthEstimate {
 	if !in.hasRows {
 		return depthEstimate{visibleMethod: MethodCount, invisibleMethod: MethodCount, source: SourceCount}
 	}
-	invExact := in.invCounted && in.inv <= t
-	visExact := in.visCount && in.vis <= t
+	invExact := in.invCounted && (in.inv <= t || in.scanned)
+	visExact := in.visCount && (in.vis <= t || in.scanned)
 	if invExact && visExact {
 		return depthEstimate{depth: in.inv + in.vis, visible: in.vis, invisible: in.inv,
 			visibleMethod: MethodCount, invisibleMethod: MethodCount, source: SourceCount}
