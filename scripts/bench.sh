@@ -64,3 +64,35 @@ for v in sampled throttled; do
   printf 'bar 5 full collection (3 pools, 100 queues, 10 kinds), %-9s %10s ns/op %8s B/op %6s allocs/op\n' \
     "$v" "$(median "BenchmarkFullCollection/$v" ns/op)" "$(median "BenchmarkFullCollection/$v" B/op)" "$(median "BenchmarkFullCollection/$v" allocs/op)"
 done
+
+# Queue depth at scale and in every statistics state (issue 9). Each
+# benchmark runs a PostgreSQL cluster of its own with default settings.
+echo
+echo "== depth at scale (raw output appended to $raw)"
+go test -run '^$' -benchmem -benchtime 3x -timeout 90m -bench '^BenchmarkDepthManyQueues$' ./pgmqclient | tee -a "$raw"
+go test -run '^$' -benchtime 1x -timeout 60m -bench '^BenchmarkDepthEstimateStates$' ./pgmqclient | tee -a "$raw"
+echo
+echo "== depth targets"
+w=$(median 'BenchmarkDepthManyQueues/queues=10000/sample' worst_ms)
+cpl=$(median 'BenchmarkDepthManyQueues/queues=10000/sample' complete)
+printf 'bar 6 10,000 queues, default-config PostgreSQL 15: worst sample %6s ms, every queue reported, exact at or below the threshold: %s | baseline sample timeout 2000 ms | %s\n' \
+  "$w" "$cpl" "$(verdict "$(awk -v w="$w" -v c="$cpl" 'BEGIN { print (c == 1 && w < 2000) }')")"
+for v in sample after_analyze; do
+  a=$(median "BenchmarkDepthManyQueues/queues=1000/$v" ns/queue)
+  z=$(median "BenchmarkDepthManyQueues/queues=10000/$v" ns/queue)
+  printf 'bar 7 per-queue cost at 10,000 queues (%-13s) %9s ns | baseline at 1,000 queues %9s ns | ratio %5.2fx (<= 1.5x) | %s\n' \
+    "$v" "$z" "$a" "$(awk -v a="$a" -v z="$z" 'BEGIN { print z / a }')" "$(verdict "$(awk -v a="$a" -v z="$z" 'BEGIN { print (z <= 1.5 * a) }')")"
+done
+g=$(median 'BenchmarkDepthManyQueues/queues=1000/memory_churn' growth_%)
+printf 'bar 8 sampler backend memory after 100 queue creations and drops at 1,000 queues: %s%% growth | baseline its memory before (%s bytes) | (within 10%%) | %s\n' \
+  "$g" "$(median 'BenchmarkDepthManyQueues/queues=1000/memory_churn' start_bytes)" "$(verdict "$(awk -v g="$g" 'BEGIN { print (g <= 10 && g >= -10) }')")"
+for n in 1000 3000; do
+  s=$(median "BenchmarkDepthManyQueues/queues=$n/sample" ns/queue)
+  m=$(median "BenchmarkDepthManyQueues/queues=$n/metrics_all" ns/queue)
+  printf 'bar 9 sample at %5s queues %9s ns/queue | baseline metrics_all() %9s ns/queue | ratio %5.1fx (>= 3x) | %s\n' \
+    "$n" "$s" "$m" "$(awk -v s="$s" -v m="$m" 'BEGIN { print m / s }')" "$(verdict "$(awk -v s="$s" -v m="$m" 'BEGIN { print (m >= 3 * s) }')")"
+done
+e=$(median BenchmarkDepthEstimateStates max_error_%)
+lo=$(median BenchmarkDepthEstimateStates left_out)
+printf 'bar 10 1M-message queues split 100/0, 50/50, 0/100; current, crash restart, pg_stat_reset(), standby, promoted: largest error %s%% of the depth, %s samples left out | (<= 1%%) | %s\n' \
+  "$e" "$lo" "$(verdict "$(awk -v e="$e" 'BEGIN { print (e <= 1) }')")"
