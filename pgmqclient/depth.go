@@ -225,6 +225,10 @@ func MatchQueuePatterns(name string, include, exclude []string) bool {
 	return (len(include) == 0 || matchAny(include)) && !matchAny(exclude)
 }
 
+// depthPhases, when set (by benchmarks), receives how long each phase of
+// a successful sample took.
+var depthPhases func(discover, catalog, probe time.Duration)
+
 // depthQueue is one discovered queue and what the sample learnt about it.
 type depthQueue struct {
 	name    string
@@ -273,15 +277,21 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		}()
 	}
 
+	t0 := time.Now()
 	queues, now, standby, err := s.discover(ctx, run)
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	if err := s.readCatalog(ctx, run, queues, standby); err != nil {
 		return nil, err
 	}
+	t2 := time.Now()
 	if err := s.probe(ctx, run, queues); err != nil {
 		return nil, err
+	}
+	if depthPhases != nil {
+		depthPhases(t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	}
 	return s.results(queues, now), nil
 }

@@ -128,7 +128,9 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 		have = n
 
 		b.Run(fmt.Sprintf("queues=%d/sample", n), func(b *testing.B) {
-			var worst time.Duration
+			var worst, disc, cat, probe time.Duration
+			pgmqclient.SetDepthPhases(func(d, c, p time.Duration) { disc, cat, probe = disc+d, cat+c, probe+p })
+			defer pgmqclient.SetDepthPhases(nil)
 			complete := true
 			for b.Loop() {
 				took, ok := sample(b, n)
@@ -137,6 +139,9 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/queue")
 			b.ReportMetric(float64(worst.Milliseconds()), "worst_ms")
 			b.ReportMetric(boolMetric(complete && worst < 2*time.Second), "complete")
+			b.ReportMetric(float64(disc.Milliseconds())/float64(b.N), "discover_ms")
+			b.ReportMetric(float64(cat.Milliseconds())/float64(b.N), "catalog_ms")
+			b.ReportMetric(float64(probe.Milliseconds())/float64(b.N), "probe_ms")
 		})
 		b.Run(fmt.Sprintf("queues=%d/after_analyze", n), func(b *testing.B) {
 			var total time.Duration

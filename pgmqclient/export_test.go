@@ -1,6 +1,9 @@
 package pgmqclient
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Hooks for the external tests (package pgmqclient_test).
 
@@ -44,3 +47,7 @@ func SetCatalogChunk(n int) func() {
 	catalogChunk = n
 	return func() { catalogChunk = old }
 }
+
+// SetDepthPhases makes every successful sample report its phases' times
+// to f (nil: stop).
+func SetDepthPhases(f func(discover, catalog, probe time.Duration)) { depthPhases = f }
