@@ -21,16 +21,18 @@ const depthClockSQL = `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH
 
 // depthDiscoverSQL lists the queues (pgmq.meta joined to the catalog) with
 // their table's oid, its id sequence's oid (0 when missing) and whether an
-// index leads with vt. It reads catalogs only and takes no lock on any queue
+// index leads with vt (looked up for partitioned queues only, which some
+// PGMQ releases create without one; PGMQ indexes every plain queue table
+// on vt). It reads catalogs only and takes no lock on any queue
 // table, so its cost is one row per queue and it never waits on a locked
 // queue. Queue names never reach SQL as text: $1 is a bind parameter.
 const depthDiscoverSQL = `
 SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
-	EXISTS (
+	(c.relkind = 'r' OR EXISTS (
 		SELECT 1 FROM pg_catalog.pg_index AS i
 		JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'vt'
 		WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum
-	)::text
+	))::text
 FROM pgmq.meta AS m
 JOIN pg_catalog.pg_class AS c
 	ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
