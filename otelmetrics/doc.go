@@ -7,9 +7,11 @@
 //   - connection pool utilization: the semantic conventions'
 //     db.client.connection.* instruments sampled from pgxpool.Stat at
 //     collection time, plus db.client.connection.utilization (used / max);
-//   - queue depth: pgmq.queue.depth by visibility state, the age of the
-//     oldest message and the messages ever sent, sampled from PGMQ in one
-//     round trip whose cost does not grow with the backlog.
+//   - queue depth: pgmq.queue.depth by visibility state and by how it was
+//     obtained (pgmq.depth.method: count or estimate), the age of the
+//     oldest message and the messages ever sent, sampled from PGMQ at a
+//     cost that grows neither with the backlog nor faster than the number
+//     of queues.
 //
 // New registers the instruments on a MeterProvider; NewMeterProvider builds
 // one that exports over OTLP, configured by the standard OTEL_* variables.
