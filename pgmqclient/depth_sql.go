@@ -25,7 +25,10 @@ const depthClockSQL = `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH
 // PGMQ releases create without one; PGMQ indexes every plain queue table
 // on vt). It reads catalogs only and takes no lock on any queue
 // table, so its cost is one row per queue and it never waits on a locked
-// queue. Queue names never reach SQL as text: $1 is a bind parameter.
+// queue. The table and the sequence are looked up by name through
+// pg_class's (relname, relnamespace) index, one lookup per queue (LIMIT 1
+// keeps the planner from scanning pg_class, which holds several relations
+// per queue). Queue names never reach SQL as text: $1 is a bind parameter.
 const depthDiscoverSQL = `
 SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
 	(c.relkind = 'r' OR EXISTS (
@@ -34,10 +37,16 @@ SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
 		WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum
 	))::text
 FROM pgmq.meta AS m
-JOIN pg_catalog.pg_class AS c
-	ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
-LEFT JOIN pg_catalog.pg_class AS s
-	ON s.relnamespace = c.relnamespace AND s.relname = c.relname || '_msg_id_seq' AND s.relkind = 'S'
+CROSS JOIN LATERAL (
+	SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class AS c
+	WHERE c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
+	LIMIT 1
+) AS c
+LEFT JOIN LATERAL (
+	SELECT s.oid FROM pg_catalog.pg_class AS s
+	WHERE s.relnamespace = 'pgmq'::regnamespace AND s.relname = c.relname || '_msg_id_seq' AND s.relkind = 'S'
+	LIMIT 1
+) AS s ON true
 WHERE cardinality($1::text[]) = 0 OR lower(m.queue_name) = ANY ($1::text[])
 ORDER BY m.queue_name`
 
@@ -76,8 +85,11 @@ SELECT t.i::text, t.root::text, (c.relkind = 'p')::text, c.reltuples::float8::te
 	CASE WHEN t.root AND NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_catalog.pg_class AS s WHERE s.oid = t.seq)
 		THEN coalesce(pg_catalog.pg_sequence_last_value(t.seq), 0) END::text
 FROM tree AS t
-JOIN pg_catalog.pg_class AS c ON c.oid = t.rel
-WHERE c.relkind IN ('r', 'p')
+CROSS JOIN LATERAL (
+	SELECT c.oid, c.relkind, c.reltuples, c.relpages FROM pg_catalog.pg_class AS c
+	WHERE c.oid = t.rel AND c.relkind IN ('r', 'p')
+	LIMIT 1
+) AS c
 ORDER BY t.i, NOT t.root`
 
 // setLockTimeoutSQL sets the session's lock_timeout and returns the value
