@@ -65,7 +65,8 @@ ORDER BY m.queue_name`
 // sequence) is bounded by the chunk size. pg_relation_size comes before
 // pg_sequence_last_value in each row: table before sequence is the order
 // DROP TABLE locks them in. A table dropped meanwhile has no row or a NULL
-// size.
+// size. pg_class is looked up by oid, one index lookup per table (LIMIT 1
+// keeps the planner from scanning it whole for every chunk).
 const depthCatalogSQL = `
 WITH RECURSIVE tree (i, rel, seq, root) AS (
 	SELECT u.i, u.rel, u.seq, true
