@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -157,7 +159,9 @@ type DepthSampler struct {
 	threshold   int64
 	lockTimeout time.Duration
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	prepared depthPrepared // only on a *pgx.Conn
+	last     []*depthQueue // the queues the last sample found
 }
 
 // NewDepthSampler validates opts and returns a sampler running on db. No
@@ -193,8 +197,12 @@ func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 	if err != nil {
 		return nil, &OpError{Op: op, Err: err}
 	}
-	return &DepthSampler{db: db, names: names, include: include, exclude: exclude,
-		threshold: threshold, lockTimeout: lt}, nil
+	ds := &DepthSampler{db: db, names: names, include: include, exclude: exclude,
+		threshold: threshold, lockTimeout: lt}
+	if _, ok := db.(*pgx.Conn); ok {
+		ds.prepared = depthPrepared{names: map[string]string{}}
+	}
+	return ds, nil
 }
 
 // queuePatterns checks and lower-cases glob patterns.
@@ -265,70 +273,74 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		return nil, err
 	}
 	defer release()
-	if _, ok := run.(pipelineRunner); ok {
-		restore, err := s.setLockTimeout(ctx, run)
-		if err != nil {
+	// On a session of its own (pipelined), the sample sets lock_timeout;
+	// the same statement reads the clock.
+	clock := s.prepared.stmt(depthClockSQL)
+	if pr, ok := run.(pipelineRunner); ok {
+		if err := s.prepared.ensureFixed(ctx, pr); err != nil {
 			return nil, err
 		}
+		ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
+		clock = s.prepared.stmt(setLockTimeoutSQL, ms)
+	}
+
+	// The catalog of the queues found last time goes in the same round
+	// trip as the discovery; it is used when the queues did not change.
+	prev := s.last
+	pre := s.catalogStmts(prev)
+	t0 := time.Now()
+	queues, now, standby, old, preRows, preErrs, err := s.discover(ctx, run, clock, pre)
+	if err != nil {
+		return nil, err
+	}
+	var restore []depthStmt
+	if old != nil {
+		restore = []depthStmt{s.prepared.stmt(restoreLockTimeoutSQL, *old)}
 		defer func() {
-			if rerr := restore(); err == nil {
+			if restore == nil {
+				return // restored with the probes
+			}
+			_, errs, rerr := run.run(context.WithoutCancel(ctx), restore)
+			if rerr == nil {
+				rerr = errors.Join(errs...)
+			}
+			if err == nil {
 				err = rerr
 			}
 		}()
 	}
-
-	t0 := time.Now()
-	queues, now, standby, err := s.discover(ctx, run)
-	if err != nil {
-		return nil, err
-	}
+	s.last = queues
 	t1 := time.Now()
-	if err := s.readCatalog(ctx, run, queues, standby); err != nil {
+	if !sameQueues(prev, queues) {
+		preRows, preErrs = nil, nil
+	}
+	if err := s.readCatalog(ctx, run, queues, standby, preRows, preErrs); err != nil {
 		return nil, err
 	}
 	t2 := time.Now()
-	if err := s.probe(ctx, run, queues); err != nil {
+	if err := s.probe(ctx, run, queues, restore); err != nil {
 		return nil, err
 	}
+	restore = nil
 	if depthPhases != nil {
 		depthPhases(t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	}
 	return s.results(queues, now), nil
 }
 
-// setLockTimeout sets the session's lock_timeout (and plan_cache_mode, so
-// that the unnamed statements get plans for their arguments) for the
-// sample, and returns the function that puts the previous values back.
-func (s *DepthSampler) setLockTimeout(ctx context.Context, run depthRunner) (func() error, error) {
-	ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
-	rows, errs, err := run.run(ctx, []depthStmt{
-		{sql: setLockTimeoutSQL, args: []string{ms}},
-		{sql: setPlanCacheModeSQL},
+// sameQueues reports whether two discoveries found the same tables.
+func sameQueues(a, b []*depthQueue) bool {
+	return slices.EqualFunc(a, b, func(x, y *depthQueue) bool {
+		return x.name == y.name && x.oid == y.oid && x.seq == y.seq && x.rel == y.rel
 	})
-	if err == nil {
-		err = errors.Join(errs...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(rows[0]) != 1 || len(rows[1]) != 1 {
-		return nil, errors.New("pgmqclient: set lock_timeout: no row")
-	}
-	oldLock, oldPlan := string(rows[0][0][0]), string(rows[1][0][0])
-	return func() error {
-		_, errs, err := run.run(context.WithoutCancel(ctx), []depthStmt{
-			{sql: restoreSettingSQL, args: []string{"lock_timeout", oldLock}},
-			{sql: restoreSettingSQL, args: []string{"plan_cache_mode", oldPlan}},
-		})
-		if err == nil {
-			err = errors.Join(errs...)
-		}
-		return err
-	}, nil
 }
 
-// discover lists the selected queues.
-func (s *DepthSampler) discover(ctx context.Context, run depthRunner) ([]*depthQueue, time.Time, bool, error) {
+// discover reads the clock (clock is depthClockSQL, or setLockTimeoutSQL,
+// whose replaced value is returned as old) and lists the selected queues.
+// extra statements are run in the same round trip, after the discovery;
+// their results are returned as is.
+func (s *DepthSampler) discover(ctx context.Context, run depthRunner, clock depthStmt, extra []depthStmt) (
+	queues []*depthQueue, now time.Time, standby bool, old *string, extraRows []depthRows, extraErrs []error, err error) {
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, n := range s.names {
@@ -338,22 +350,28 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner) ([]*depthQ
 		b.WriteString(n) // validated: letters, digits, underscores
 	}
 	b.WriteByte('}')
-	rows, errs, err := run.run(ctx, []depthStmt{{sql: depthClockSQL}, {sql: depthDiscoverSQL, args: []string{b.String()}}})
+	stmts := append([]depthStmt{clock, s.prepared.stmt(depthDiscoverSQL, b.String())}, extra...)
+	rows, errs, err := run.run(ctx, stmts)
 	if err == nil {
-		err = errors.Join(errs...)
+		err = errors.Join(errs[:2]...)
 	}
 	if err != nil {
-		return nil, time.Time{}, false, err
+		return nil, time.Time{}, false, nil, nil, nil, err
 	}
+	extraRows, extraErrs = rows[2:], errs[2:]
 	if len(rows[0]) != 1 {
-		return nil, time.Time{}, false, errors.New("pgmqclient: no server clock")
+		return nil, time.Time{}, false, nil, nil, nil, errors.New("pgmqclient: no server clock")
 	}
-	clock := rows[0][0]
-	now, err := time.Parse("2006-01-02T15:04:05.999999Z", string(clock[0]))
+	c := rows[0][0]
+	if clock.sql == setLockTimeoutSQL {
+		v := string(c[0])
+		old, c = &v, c[2:]
+	}
+	now, err = time.Parse("2006-01-02T15:04:05.999999Z", string(c[0]))
 	if err != nil {
-		return nil, time.Time{}, false, fmt.Errorf("pgmqclient: server clock %q: %w", clock[0], err)
+		return nil, time.Time{}, false, nil, nil, nil, fmt.Errorf("pgmqclient: server clock %q: %w", c[0], err)
 	}
-	standby := string(clock[1]) == "true"
+	standby = string(c[1]) == "true"
 	var out []*depthQueue
 	for _, r := range rows[1] {
 		q := &depthQueue{name: string(r[0]), rel: string(r[1]), oid: string(r[2]), seq: string(r[3]),
@@ -362,24 +380,24 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner) ([]*depthQ
 			out = append(out, q)
 		}
 	}
-	return out, now, standby, nil
+	return out, now, standby, old, extraRows, extraErrs, nil
 }
 
 // readCatalog fills each queue's catalog inputs, a chunk of queues per
 // statement. A chunk that fails (a table locked past the lock timeout) is
 // read again one queue per statement, so the failure stays with its queue.
-func (s *DepthSampler) readCatalog(ctx context.Context, run depthRunner, queues []*depthQueue, standby bool) error {
-	var chunks [][]*depthQueue
-	for start := 0; start < len(queues); start += catalogChunk {
-		chunks = append(chunks, queues[start:min(start+catalogChunk, len(queues))])
-	}
-	stmts := make([]depthStmt, len(chunks))
-	for i, c := range chunks {
-		stmts[i] = catalogStmt(c)
-	}
-	rows, errs, err := run.run(ctx, stmts)
-	if err != nil {
-		return err
+//
+// preRows and preErrs, when not nil, are the results of catalogStmts(queues)
+// already run.
+func (s *DepthSampler) readCatalog(ctx context.Context, run depthRunner, queues []*depthQueue, standby bool,
+	preRows []depthRows, preErrs []error) error {
+	chunks := catalogChunks(queues)
+	rows, errs := preRows, preErrs
+	if rows == nil {
+		var err error
+		if rows, errs, err = run.run(ctx, s.catalogStmts(queues)); err != nil {
+			return err
+		}
 	}
 	var retry []*depthQueue
 	for i, c := range chunks {
@@ -394,11 +412,11 @@ func (s *DepthSampler) readCatalog(ctx context.Context, run depthRunner, queues 
 	if len(retry) == 0 {
 		return nil
 	}
-	stmts = make([]depthStmt, len(retry))
+	stmts := make([]depthStmt, len(retry))
 	for i, q := range retry {
-		stmts[i] = catalogStmt([]*depthQueue{q})
+		stmts[i] = s.catalogStmt([]*depthQueue{q})
 	}
-	rows, errs, err = run.run(ctx, stmts)
+	rows, errs, err := run.run(ctx, stmts)
 	if err != nil {
 		return err
 	}
@@ -414,7 +432,26 @@ func (s *DepthSampler) readCatalog(ctx context.Context, run depthRunner, queues 
 	return nil
 }
 
-func catalogStmt(qs []*depthQueue) depthStmt {
+// catalogChunks cuts queues into the chunks one catalog statement reads.
+func catalogChunks(queues []*depthQueue) [][]*depthQueue {
+	var chunks [][]*depthQueue
+	for start := 0; start < len(queues); start += catalogChunk {
+		chunks = append(chunks, queues[start:min(start+catalogChunk, len(queues))])
+	}
+	return chunks
+}
+
+// catalogStmts are the catalog statements of queues, one per chunk.
+func (s *DepthSampler) catalogStmts(queues []*depthQueue) []depthStmt {
+	chunks := catalogChunks(queues)
+	stmts := make([]depthStmt, len(chunks))
+	for i, c := range chunks {
+		stmts[i] = s.catalogStmt(c)
+	}
+	return stmts
+}
+
+func (s *DepthSampler) catalogStmt(qs []*depthQueue) depthStmt {
 	var rels, seqs strings.Builder
 	rels.WriteByte('{')
 	seqs.WriteByte('{')
@@ -428,7 +465,7 @@ func catalogStmt(qs []*depthQueue) depthStmt {
 	}
 	rels.WriteByte('}')
 	seqs.WriteByte('}')
-	return depthStmt{sql: depthCatalogSQL, args: []string{rels.String(), seqs.String()}}
+	return s.prepared.stmt(depthCatalogSQL, rels.String(), seqs.String())
 }
 
 // applyCatalog stores depthCatalogSQL's rows for chunk.
@@ -472,7 +509,10 @@ func parseInt(b []byte) int64 {
 
 // probe reads the tables the catalog does not prove empty, then takes an
 // id sample where the estimate needs one.
-func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue) error {
+//
+// tail statements (restoring the session's settings) run after the probes,
+// in the same round trip.
+func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue, tail []depthStmt) error {
 	t := s.threshold
 	var (
 		probed []*depthQueue
@@ -503,10 +543,23 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 			continue
 		}
 		q.in.invCounted = invLimit > 0
-		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
-			strconv.FormatInt(t, 10), strconv.FormatInt(invLimit, 10), strconv.FormatBool(!big)}})
+		st := depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
+			strconv.FormatInt(t, 10), strconv.FormatInt(invLimit, 10), strconv.FormatBool(!big)}}
+		if big {
+			st.name = s.prepared.want(st.sql)
+		}
+		stmts = append(stmts, st)
 	}
-	rows, errs, err := run.run(ctx, stmts)
+	if pr, ok := run.(pipelineRunner); ok && s.prepared.names != nil {
+		if err := s.prepared.sync(ctx, pr, stmts); err != nil {
+			return err
+		}
+	}
+	n := len(stmts)
+	rows, errs, err := run.run(ctx, append(stmts, tail...))
+	if err == nil {
+		err = errors.Join(errs[n:]...)
+	}
 	if err != nil {
 		return err
 	}

@@ -149,8 +149,9 @@ func TestSampleDepthsMissingQueueAndPatterns(t *testing.T) {
 	}
 }
 
-// Finding 3b: the sampler's session keeps no prepared statement, however
-// the set of queues changes.
+// Finding 3b: the sampler's session keeps no prepared statement per queue
+// below the threshold (only its handful of fixed ones), however the set of
+// queues changes.
 func TestSampleDepthsKeepsNoPreparedStatements(t *testing.T) {
 	db := pgmqtest.New(t)
 	ctx := context.Background()
@@ -180,10 +181,66 @@ func TestSampleDepthsKeepsNoPreparedStatements(t *testing.T) {
 		}
 	}
 	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_statements", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE name !~ '^pgmqotel_depth_fixed_'`,
+		pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
 		t.Fatalf("%d prepared statements left on the sampler's session, want 0", n)
+	}
+}
+
+// The probe of a queue above the threshold stays prepared, so that a deep
+// queue costs no planning; it is deallocated when the queue goes.
+func TestSampleDepthsPreparesDeepQueuesOnly(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"deep", "small"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fillQueue(t, db, "deep", 5000)
+	fillQueue(t, db, "small", 5)
+	waitForStatistics(t, db, "deep")
+	analyze(t, db, "deep")
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepared := func() int {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE name ~ '^pgmqotel_depth_[0-9]+$'`,
+			pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for range 3 {
+		ds, err := s.Sample(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := depthOf(t, ds, "deep"); d.Err != nil || !within1(d.Depth, 5000, 5000) {
+			t.Fatalf("deep: %+v", d)
+		}
+	}
+	if n := prepared(); n != 1 {
+		t.Fatalf("%d probes prepared, want 1 (the deep queue's)", n)
+	}
+	if _, err := c.DropQueue(ctx, "deep"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := prepared(); n != 0 {
+		t.Fatalf("%d probes prepared after the deep queue was dropped, want 0", n)
 	}
 }

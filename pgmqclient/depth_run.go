@@ -15,6 +15,9 @@ import (
 type depthStmt struct {
 	sql  string
 	args []string
+	// name, when set, runs the statement prepared under that name (see
+	// depthPrepared) instead of sending its text.
+	name string
 }
 
 // depthRows is one statement's result: rows of text values, nil for NULL.
@@ -56,7 +59,11 @@ func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []
 		for i, a := range s.args {
 			params[i] = []byte(a)
 		}
-		p.SendQueryParams(s.sql, params, nil, nil, nil)
+		if s.name != "" {
+			p.SendQueryPrepared(s.name, params, nil, nil)
+		} else {
+			p.SendQueryParams(s.sql, params, nil, nil, nil)
+		}
 		p.SendPipelineSync()
 	}
 	if err := p.Flush(); err != nil {
@@ -168,4 +175,53 @@ func depthRunnerFor(ctx context.Context, db DB) (r depthRunner, release func(), 
 		return pipelineRunner{c.Conn().PgConn()}, c.Release, nil
 	}
 	return sequentialRunner{db}, func() {}, nil
+}
+
+// prepare prepares each statement under its name, each in its own
+// transaction, and reports which failed.
+func (r pipelineRunner) prepare(ctx context.Context, stmts []depthStmt) ([]error, error) {
+	return r.each(ctx, len(stmts), func(p *pgconn.Pipeline, i int) { p.SendPrepare(stmts[i].name, stmts[i].sql, nil) })
+}
+
+// deallocate releases prepared statements.
+func (r pipelineRunner) deallocate(ctx context.Context, names []string) ([]error, error) {
+	return r.each(ctx, len(names), func(p *pgconn.Pipeline, i int) { p.SendDeallocate(names[i]) })
+}
+
+// each pipelines n requests made by send, each followed by a Sync, whose
+// results carry no rows.
+func (r pipelineRunner) each(ctx context.Context, n int, send func(*pgconn.Pipeline, int)) ([]error, error) {
+	errs := make([]error, n)
+	if n == 0 {
+		return errs, nil
+	}
+	p := r.conn.StartPipeline(ctx)
+	for i := range n {
+		send(p, i)
+		p.SendPipelineSync()
+	}
+	if err := p.Flush(); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	for i := range n {
+		if _, err := p.GetResults(); err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) {
+				_ = p.Close()
+				return nil, err
+			}
+			errs[i] = err
+		}
+		res, err := p.GetResults()
+		if err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+		if _, ok := res.(*pgconn.PipelineSync); !ok {
+			_ = p.Close()
+			return nil, fmt.Errorf("pgmqclient: pipeline: expected a sync, got %T", res)
+		}
+	}
+	return errs, p.Close()
 }

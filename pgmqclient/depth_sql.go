@@ -93,9 +93,14 @@ CROSS JOIN LATERAL (
 ) AS c
 ORDER BY t.i, NOT t.root`
 
-// setLockTimeoutSQL sets the session's lock_timeout and returns the value
-// it had, so that the sampler can restore it.
-const setLockTimeoutSQL = `SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1::text, false)`
+// setLockTimeoutSQL sets the session's lock_timeout for a sample and
+// returns the value it had, with the server's clock and whether it is a
+// standby (as depthClockSQL).
+const setLockTimeoutSQL = `SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1::text, false),
+	to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), pg_catalog.pg_is_in_recovery()::text`
+
+// restoreLockTimeoutSQL puts back the value setLockTimeoutSQL returned.
+const restoreLockTimeoutSQL = `SELECT set_config('lock_timeout', $1::text, false)`
 
 // depthTable is the single identifier-quoting builder of this file: the
 // queue table pgmq.<rel>, rel being the table name the catalog reported.
@@ -164,11 +169,3 @@ FROM ` + depthTable(rel) + ` AS t
 JOIN s ON s.id = t.msg_id
 WHERE t.msg_id = ANY (ARRAY(SELECT id FROM s))`
 }
-
-// setPlanCacheModeSQL makes the session plan each unnamed statement for
-// its arguments (the capped counts' limits matter to the plan), and
-// returns the previous mode.
-const setPlanCacheModeSQL = `SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'auto', false)`
-
-// restoreSettingSQL puts a setting back to a value read before.
-const restoreSettingSQL = `SELECT set_config($1::text, $2::text, false)`
