@@ -251,6 +251,7 @@ type depthQueue struct {
 	sentKnown bool
 	age       float64
 	err       error
+	invLimit  int64 // the invisible count's cap in the probe; 0: not counted
 }
 
 // Sample reports the depth of the selected queues, in name order (named
@@ -517,7 +518,10 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 	var (
 		probed []*depthQueue
 		stmts  []depthStmt
+		deep   []*depthQueue // probed together, by one prepared statement
 	)
+	_, pipelined := run.(pipelineRunner)
+	grouping := pipelined && s.prepared.names != nil
 	for _, q := range queues {
 		if !q.found || q.err != nil || catalogEmpty(q.in.leaves) {
 			continue
@@ -532,41 +536,44 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		} else if est, ok := plannerEstimate(q.in); ok {
 			big = est > 2*(t+1)
 		}
-		invLimit := t + 1
+		q.invLimit = t + 1
 		if big && !q.vtIndex {
-			invLimit = 0
+			q.invLimit = 0
 		}
-		probed = append(probed, q)
 		if pages := totalPages(q.in.leaves); pages <= scanPages && pages*maxRowsPerPage <= t {
 			q.in.invCounted, q.in.scanned = true, true
+			probed = append(probed, q)
 			stmts = append(stmts, depthStmt{sql: depthScanSQL(q.rel)})
 			continue
 		}
-		q.in.invCounted = invLimit > 0
-		st := depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
-			strconv.FormatInt(t, 10), strconv.FormatInt(invLimit, 10), strconv.FormatBool(!big)}}
-		if big {
-			st.name = s.prepared.want(st.sql)
+		q.in.invCounted = q.invLimit > 0
+		if big && grouping && len(deep) < maxPreparedProbes {
+			deep = append(deep, q)
+			continue
 		}
-		stmts = append(stmts, st)
+		probed = append(probed, q)
+		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
+			strconv.FormatInt(t, 10), strconv.FormatInt(q.invLimit, 10), strconv.FormatBool(!big)}})
 	}
-	if pr, ok := run.(pipelineRunner); ok && s.prepared.names != nil {
-		if err := s.prepared.sync(ctx, pr, stmts); err != nil {
+	n := len(stmts)
+	if len(deep) > 0 {
+		sql := depthGroupSQL(deep, t)
+		stmts = append(stmts, depthStmt{sql: sql, name: s.prepared.want(sql)})
+	}
+	if grouping {
+		// Deallocates the group statement of a former set of deep queues.
+		if err := s.prepared.sync(ctx, run.(pipelineRunner), stmts[n:]); err != nil {
 			return err
 		}
 	}
-	n := len(stmts)
+	m := len(stmts)
 	rows, errs, err := run.run(ctx, append(stmts, tail...))
 	if err == nil {
-		err = errors.Join(errs[n:]...)
+		err = errors.Join(errs[m:]...)
 	}
 	if err != nil {
 		return err
 	}
-	var (
-		sampled []*depthQueue
-		samples []depthStmt
-	)
 	for i, q := range probed {
 		if errs[i] != nil {
 			q.err = errs[i]
@@ -575,15 +582,32 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		if len(rows[i]) != 1 {
 			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i]))
 		}
-		r := rows[i][0]
-		if r[0] == nil || r[1] == nil {
-			continue // empty: hasRows stays false
+		applyProbe(q, rows[i][0])
+	}
+	if len(deep) > 0 {
+		if errs[n] == nil {
+			for _, r := range rows[n] {
+				i, err := strconv.Atoi(string(r[0]))
+				if err != nil || i < 0 || i >= len(deep) {
+					return fmt.Errorf("pgmqclient: probe row for position %q", r[0])
+				}
+				applyProbe(deep[i], r[1:])
+			}
+		} else if err := s.probeAlone(ctx, run, deep, tail); err != nil {
+			// One of them failed the group (a locked table): probe each
+			// alone, so the failure stays with its queue.
+			return err
 		}
-		q.in.hasRows = true
-		q.in.lo, q.in.hi = parseInt(r[0]), parseInt(r[1])
-		q.age, _ = strconv.ParseFloat(string(r[2]), 64)
-		q.in.inv, q.in.vis = parseInt(r[3]), parseInt(r[4])
-		q.in.visCount = string(r[5]) == "true"
+		probed = append(probed, deep...)
+	}
+	var (
+		sampled []*depthQueue
+		samples []depthStmt
+	)
+	for _, q := range probed {
+		if q.err != nil || !q.in.hasRows {
+			continue
+		}
 		if estimateDepth(q.in).needSample {
 			sampled = append(sampled, q)
 			samples = append(samples, sampleStmt(q))
@@ -605,6 +629,49 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		sm := q.in.sample
 		sm.hits, sm.visibleHits = parseInt(r[0]), parseInt(r[1])
 		sm.total, sm.visibleTotal = parseInt(r[2]), parseInt(r[3])
+	}
+	return nil
+}
+
+// applyProbe stores a probe's row (depthProbeSQL's columns).
+func applyProbe(q *depthQueue, r [][]byte) {
+	if r[0] == nil || r[1] == nil {
+		return // empty: hasRows stays false
+	}
+	q.in.hasRows = true
+	q.in.lo, q.in.hi = parseInt(r[0]), parseInt(r[1])
+	q.age, _ = strconv.ParseFloat(string(r[2]), 64)
+	q.in.inv, q.in.vis = parseInt(r[3]), parseInt(r[4])
+	q.in.visCount = string(r[5]) == "true"
+}
+
+// probeAlone probes each of the deep queues with its own statement, under
+// the sample's lock timeout (set again, since tail already restored the
+// session's).
+func (s *DepthSampler) probeAlone(ctx context.Context, run depthRunner, deep []*depthQueue, tail []depthStmt) error {
+	t := s.threshold
+	ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
+	stmts := []depthStmt{s.prepared.stmt(setLockTimeoutSQL, ms)}
+	for _, q := range deep {
+		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
+			strconv.FormatInt(t, 10), strconv.FormatInt(q.invLimit, 10), "false"}})
+	}
+	rows, errs, err := run.run(ctx, append(stmts, tail...))
+	if err == nil {
+		err = errors.Join(errs[0], errors.Join(errs[len(stmts):]...))
+	}
+	if err != nil {
+		return err
+	}
+	for i, q := range deep {
+		if errs[i+1] != nil {
+			q.err = errs[i+1]
+			continue
+		}
+		if len(rows[i+1]) != 1 {
+			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i+1]))
+		}
+		applyProbe(q, rows[i+1][0])
 	}
 	return nil
 }

@@ -244,3 +244,49 @@ func TestSampleDepthsPreparesDeepQueuesOnly(t *testing.T) {
 		t.Fatalf("%d probes prepared after the deep queue was dropped, want 0", n)
 	}
 }
+
+// Deep queues are probed together by one prepared statement; a broken one
+// (here a column renamed by hand) fails alone, the other is still reported.
+func TestSampleDepthsBrokenDeepQueueAlone(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"deep_a", "deep_b"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		fillQueue(t, db, q, 3000)
+	}
+	waitForStatistics(t, db, "deep_a", "deep_b")
+	analyze(t, db, "deep_a", "deep_b")
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE pgmq.q_deep_b RENAME COLUMN vt TO vt_broken`); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pgErr *pgconn.PgError
+	if d := depthOf(t, ds, "deep_b"); !errors.As(d.Err, &pgErr) || pgErr.Code != "42703" {
+		t.Errorf("broken deep queue: %+v, want undefined_column", d)
+	}
+	if d := depthOf(t, ds, "deep_a"); d.Err != nil || !within1(d.Depth, 3000, 3000) {
+		t.Errorf("deep_a: %+v, want about 3,000", d)
+	}
+	var lt string
+	if err := conn.QueryRow(ctx, "SHOW lock_timeout", pgx.QueryExecModeSimpleProtocol).Scan(&lt); err != nil || lt != "0" {
+		t.Errorf("lock_timeout after the sample: %q, %v; want the session's 0", lt, err)
+	}
+}

@@ -1,6 +1,9 @@
 package pgmqclient
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -136,6 +139,40 @@ CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt 
 CROSS JOIN LATERAL (SELECT CASE WHEN $3::bool OR inv.n > $1::bigint OR hi.msg_id - lo.msg_id < 2 * ($1::bigint + 1)
 	THEN $1::bigint + 1 ELSE 0 END AS lim) AS l
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`
+}
+
+// depthGroupSQL probes several queues above the threshold in one
+// statement, one UNION ALL branch per queue, each returning its position
+// in deep and depthProbeSQL's columns. Limits are literals (numbers the
+// sampler computed); the visible count is made only where the invisible
+// count passed the threshold or the id span is below twice the threshold.
+// The sampler keeps it prepared and caps its branches at
+// maxPreparedProbes: it spares the planning and the round trip per deep
+// queue, which is what makes a sample of deep queues far cheaper than a
+// count, while its size and locks stay bounded.
+func depthGroupSQL(deep []*depthQueue, threshold int64) string {
+	var b strings.Builder
+	t, cap := strconv.FormatInt(threshold, 10), strconv.FormatInt(threshold+1, 10)
+	for i, q := range deep {
+		if i > 0 {
+			b.WriteString("\nUNION ALL\n")
+		}
+		tbl := depthTable(q.rel)
+		order := ""
+		if q.vtIndex {
+			order = " ORDER BY vt"
+		}
+		b.WriteString(`SELECT ` + strconv.Itoa(i) + `::text, lo.msg_id::text, hi.msg_id::text, extract(epoch FROM now() - lo.enqueued_at)::float8::text,
+	inv.n::text, vis.n::text, (l.lim > 0)::text
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ` + tbl + ` ORDER BY msg_id LIMIT 1) AS lo ON true
+LEFT JOIN LATERAL (SELECT msg_id FROM ` + tbl + ` ORDER BY msg_id DESC LIMIT 1) AS hi ON true
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt > now()` + order + ` LIMIT ` + strconv.FormatInt(q.invLimit, 10) + `) AS s) AS inv
+CROSS JOIN LATERAL (SELECT CASE WHEN inv.n > ` + t + ` OR hi.msg_id - lo.msg_id < 2 * ` + cap + `
+	THEN ` + cap + ` ELSE 0 END AS lim) AS l
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`)
+	}
+	return b.String()
 }
 
 // depthScanSQL is depthProbeSQL for a table of a few pages: one scan
