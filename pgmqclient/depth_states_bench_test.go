@@ -2,6 +2,7 @@ package pgmqclient_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -69,14 +70,15 @@ func BenchmarkDepthEstimateStates(b *testing.B) {
 			}
 			if d.Err != nil {
 				leftOut++
-				b.Logf("%s: %s left out: %v", stage, d.Queue, d.Err)
+				fmt.Printf("    %s: %s left out: %v\n", stage, d.Queue, d.Err)
 				continue
 			}
 			depth := float64(vis + inv)
 			ev := 100 * math.Abs(float64(d.Visible-vis)) / depth
 			ei := 100 * math.Abs(float64(d.Invisible-inv)) / depth
 			maxErr = max(maxErr, ev, ei)
-			b.Logf("%s: %s visible %d (%s, truth %d, %.3f%%) invisible %d (%s, truth %d, %.3f%%) source %s",
+			// Printed, not logged: a benchmark's log is cut to a few lines.
+			fmt.Printf("    %s: %s visible %d (%s, truth %d, %.3f%%) invisible %d (%s, truth %d, %.3f%%) source %s\n",
 				stage, d.Queue, d.Visible, d.VisibleMethod, vis, ev, d.Invisible, d.InvisibleMethod, inv, ei, d.Source)
 		}
 	}
