@@ -143,9 +143,15 @@ func (c *Client) SampleDepths(ctx context.Context, opts DepthOptions) ([]QueueDe
 //
 // The statements are pipelined, one round trip per chunk, and sent as
 // unnamed statements: the server keeps no plan per queue, so its memory
-// does not grow as queues come and go. During a sample the session's
-// lock_timeout is the option's LockTimeout, so a locked table costs its
-// queue, not the sample. See estimateDepth for how values are derived.
+// does not grow as queues come and go. The session's lock_timeout is the
+// option's LockTimeout, so a locked table costs its queue, not the sample:
+// on a dedicated *pgx.Conn it is set at the first sample and kept; on a
+// pool's connection or in a transaction it is set for each sample and put
+// back. On a *pgx.Conn the statements whose text never changes, and one
+// statement probing the queues above the threshold together (at most 64),
+// are kept prepared, so that sampling deep queues plans nothing; that
+// statement is deallocated when the set of deep queues changes. See
+// estimateDepth for how values are derived.
 //
 // A DepthSampler is safe for concurrent use; samples run one at a time.
 // Use a dedicated connection (*pgx.Conn) or a pool (*pgxpool.Pool, one
@@ -162,6 +168,8 @@ type DepthSampler struct {
 	mu       sync.Mutex
 	prepared depthPrepared // only on a *pgx.Conn
 	last     []*depthQueue // the queues the last sample found
+	// sessionSet: the dedicated connection's lock_timeout was set.
+	sessionSet bool
 }
 
 // NewDepthSampler validates opts and returns a sampler running on db. No
@@ -276,8 +284,11 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	defer release()
 	// On a session of its own (pipelined), the sample sets lock_timeout;
 	// the same statement reads the clock.
+	// A dedicated connection (*pgx.Conn) keeps the setting from its first
+	// sample on; a connection of a pool or a transaction gets it back.
 	clock := s.prepared.stmt(depthClockSQL)
-	if pr, ok := run.(pipelineRunner); ok {
+	dedicated := s.prepared.names != nil
+	if pr, ok := run.(pipelineRunner); ok && !(dedicated && s.sessionSet) {
 		if err := s.prepared.ensureFixed(ctx, pr); err != nil {
 			return nil, err
 		}
@@ -295,6 +306,9 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		return nil, err
 	}
 	var restore []depthStmt
+	if old != nil && dedicated {
+		s.sessionSet, old = true, nil
+	}
 	if old != nil {
 		restore = []depthStmt{s.prepared.stmt(restoreLockTimeoutSQL, *old)}
 		defer func() {

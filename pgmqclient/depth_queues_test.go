@@ -55,6 +55,7 @@ func TestSampleDepthsAllInvisible(t *testing.T) {
 func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 	db := pgmqtest.New(t)
 	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
 	// More queues than one catalog statement reads, the locked one in the
 	// middle of a chunk.
 	defer pgmqclient.SetCatalogChunk(10)()
@@ -108,10 +109,19 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 			t.Errorf("%+v: want %d, counted", d, want)
 		}
 	}
-	// The session's own lock_timeout is back.
+	// A dedicated connection keeps the sampler's lock_timeout.
 	var lt string
-	if err := conn.QueryRow(ctx, "SHOW lock_timeout").Scan(&lt); err != nil || lt != "0" {
-		t.Errorf("lock_timeout after the sample: %q, %v; want the session's 0", lt, err)
+	if err := conn.QueryRow(ctx, "SHOW lock_timeout", pgx.QueryExecModeSimpleProtocol).Scan(&lt); err != nil || lt != "50ms" {
+		t.Errorf("lock_timeout after the sample: %q, %v; want the sampler's 50ms", lt, err)
+	}
+	// A pool's connection gets its own back.
+	if _, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{LockTimeout: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // every idle connection of the pool
+		if err := db.Pool.QueryRow(ctx, "SHOW lock_timeout").Scan(&lt); err != nil || lt != "0" {
+			t.Errorf("lock_timeout of a pool connection after a sample: %q, %v; want 0", lt, err)
+		}
 	}
 }
 
@@ -284,9 +294,5 @@ func TestSampleDepthsBrokenDeepQueueAlone(t *testing.T) {
 	}
 	if d := depthOf(t, ds, "deep_a"); d.Err != nil || !within1(d.Depth, 3000, 3000) {
 		t.Errorf("deep_a: %+v, want about 3,000", d)
-	}
-	var lt string
-	if err := conn.QueryRow(ctx, "SHOW lock_timeout", pgx.QueryExecModeSimpleProtocol).Scan(&lt); err != nil || lt != "0" {
-		t.Errorf("lock_timeout after the sample: %q, %v; want the session's 0", lt, err)
 	}
 }
