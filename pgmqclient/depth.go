@@ -286,14 +286,15 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	// the same statement reads the clock.
 	// A dedicated connection (*pgx.Conn) keeps the setting from its first
 	// sample on; a connection of a pool or a transaction gets it back.
-	clock := s.prepared.stmt(depthClockSQL)
+	var clock *depthStmt
 	dedicated := s.prepared.names != nil
 	if pr, ok := run.(pipelineRunner); ok && !(dedicated && s.sessionSet) {
 		if err := s.prepared.ensureFixed(ctx, pr); err != nil {
 			return nil, err
 		}
 		ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
-		clock = s.prepared.stmt(setLockTimeoutSQL, ms)
+		st := s.prepared.stmt(setLockTimeoutSQL, ms)
+		clock = &st
 	}
 
 	// The catalog of the queues found last time goes in the same round
@@ -350,11 +351,11 @@ func sameQueues(a, b []*depthQueue) bool {
 	})
 }
 
-// discover reads the clock (clock is depthClockSQL, or setLockTimeoutSQL,
-// whose replaced value is returned as old) and lists the selected queues.
-// extra statements are run in the same round trip, after the discovery;
-// their results are returned as is.
-func (s *DepthSampler) discover(ctx context.Context, run depthRunner, clock depthStmt, extra []depthStmt) (
+// discover lists the selected queues with the server's clock. setting,
+// when not nil, is setLockTimeoutSQL, run first: the value it replaced is
+// returned as old. extra statements are run in the same round trip, after
+// the discovery; their results are returned as is.
+func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *depthStmt, extra []depthStmt) (
 	queues []*depthQueue, now time.Time, standby bool, old *string, extraRows []depthRows, extraErrs []error, err error) {
 	var b strings.Builder
 	b.WriteByte('{')
@@ -365,22 +366,36 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, clock dept
 		b.WriteString(n) // validated: letters, digits, underscores
 	}
 	b.WriteByte('}')
-	stmts := append([]depthStmt{clock, s.prepared.stmt(depthDiscoverSQL, b.String())}, extra...)
-	rows, errs, err := run.run(ctx, stmts)
+	var stmts []depthStmt
+	if setting != nil {
+		stmts = append(stmts, *setting)
+	}
+	k := len(stmts)
+	stmts = append(stmts, s.prepared.stmt(depthDiscoverSQL, b.String()))
+	stmts = append(stmts, extra...)
+	all, errs, err := run.run(ctx, stmts)
 	if err == nil {
-		err = errors.Join(errs[:2]...)
+		err = errors.Join(errs[:k+1]...)
 	}
 	if err != nil {
 		return nil, time.Time{}, false, nil, nil, nil, err
 	}
-	extraRows, extraErrs = rows[2:], errs[2:]
-	if len(rows[0]) != 1 {
-		return nil, time.Time{}, false, nil, nil, nil, errors.New("pgmqclient: no server clock")
+	extraRows, extraErrs = all[k+1:], errs[k+1:]
+	var c [][]byte // clock, standby
+	if setting != nil {
+		if len(all[0]) != 1 {
+			return nil, time.Time{}, false, nil, nil, nil, errors.New("pgmqclient: set lock_timeout: no row")
+		}
+		v := string(all[0][0][0])
+		old, c = &v, all[0][0][2:]
 	}
-	c := rows[0][0]
-	if clock.sql == setLockTimeoutSQL {
-		v := string(c[0])
-		old, c = &v, c[2:]
+	rows := all[k:]
+	if c == nil && len(rows[0]) > 0 {
+		c = rows[0][0][5:]
+	}
+	if c == nil {
+		// No queue: nothing is reported, so the local clock will do.
+		return nil, time.Now(), false, old, extraRows, extraErrs, nil
 	}
 	now, err = time.Parse("2006-01-02T15:04:05.999999Z", string(c[0]))
 	if err != nil {
@@ -388,7 +403,7 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, clock dept
 	}
 	standby = string(c[1]) == "true"
 	var out []*depthQueue
-	for _, r := range rows[1] {
+	for _, r := range rows[0] {
 		q := &depthQueue{name: string(r[0]), rel: string(r[1]), oid: string(r[2]), seq: string(r[3]),
 			vtIndex: string(r[4]) == "true"}
 		if MatchQueuePatterns(q.name, s.include, s.exclude) {

@@ -18,15 +18,12 @@ import (
 // sends them as unnamed statements, so the sampler's session holds no plan
 // per queue and its memory does not grow as queues come and go.
 
-// depthClockSQL reads the server's clock (UTC) and whether it is a
-// standby.
-const depthClockSQL = `SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), pg_catalog.pg_is_in_recovery()::text`
-
 // depthDiscoverSQL lists the queues (pgmq.meta joined to the catalog) with
 // their table's oid, its id sequence's oid (0 when missing) and whether an
 // index leads with vt (looked up for partitioned queues only, which some
 // PGMQ releases create without one; PGMQ indexes every plain queue table
-// on vt). It reads catalogs only and takes no lock on any queue
+// on vt), and in every row the server's clock (UTC) and whether it is a
+// standby. It reads catalogs only and takes no lock on any queue
 // table, so its cost is one row per queue and it never waits on a locked
 // queue. The table and the sequence are looked up by name through
 // pg_class's (relname, relnamespace) index, one lookup per queue (LIMIT 1
@@ -38,8 +35,12 @@ SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
 		SELECT 1 FROM pg_catalog.pg_index AS i
 		JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'vt'
 		WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum
-	))::text
+	))::text,
+	k.now, k.standby
 FROM pgmq.meta AS m
+CROSS JOIN (
+	SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS now, pg_catalog.pg_is_in_recovery()::text AS standby
+) AS k
 CROSS JOIN LATERAL (
 	SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class AS c
 	WHERE c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
@@ -98,7 +99,7 @@ ORDER BY t.i, NOT t.root`
 
 // setLockTimeoutSQL sets the session's lock_timeout for a sample and
 // returns the value it had, with the server's clock and whether it is a
-// standby (as depthClockSQL).
+// standby (as depthDiscoverSQL).
 const setLockTimeoutSQL = `SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1::text, false),
 	to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), pg_catalog.pg_is_in_recovery()::text`
 

@@ -26,7 +26,6 @@ func UseSingleMessagePop(c *Client) { c.popMode.Store(popSingle) }
 // ones built for table rel.
 func DepthStatements(rel string) map[string]string {
 	return map[string]string{
-		"clock":              depthClockSQL,
 		"scan":               depthScanSQL(rel),
 		"discover":           depthDiscoverSQL,
 		"catalog":            depthCatalogSQL,
