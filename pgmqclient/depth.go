@@ -170,6 +170,26 @@ type DepthSampler struct {
 	last     []*depthQueue // the queues the last sample found
 	// sessionSet: the dedicated connection's lock_timeout was set.
 	sessionSet bool
+	// spec are the probe statements of the last sample, when few, sent
+	// ahead with the next discovery.
+	spec []depthStmt
+}
+
+// maxSpeculated bounds the probe statements sent ahead.
+const maxSpeculated = 64
+
+// speculated are probe statements sent ahead and their results.
+type speculated struct {
+	stmts []depthStmt
+	rows  []depthRows
+	errs  []error
+}
+
+// matches reports whether stmts are the statements sent ahead.
+func (sp speculated) matches(stmts []depthStmt) bool {
+	return sp.stmts != nil && slices.EqualFunc(sp.stmts, stmts, func(a, b depthStmt) bool {
+		return a.sql == b.sql && a.name == b.name && slices.Equal(a.args, b.args)
+	})
 }
 
 // NewDepthSampler validates opts and returns a sampler running on db. No
@@ -301,11 +321,24 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	// trip as the discovery; it is used when the queues did not change.
 	prev := s.last
 	pre := s.catalogStmts(prev)
+	// On a dedicated connection, the probes of the last sample go in that
+	// round trip too, when they are few: used if this sample makes the same.
+	spec := s.spec
+	s.spec = nil
+	if clock != nil {
+		spec = nil
+	}
 	t0 := time.Now()
-	queues, now, standby, old, preRows, preErrs, err := s.discover(ctx, run, clock, pre)
+	queues, now, standby, old, preRows, preErrs, err := s.discover(ctx, run, clock, append(pre, spec...))
 	if err != nil {
 		return nil, err
 	}
+	var specRows []depthRows
+	var specErrs []error
+	if spec != nil {
+		specRows, specErrs = preRows[len(pre):], preErrs[len(pre):]
+	}
+	preRows, preErrs = preRows[:len(pre)], preErrs[:len(pre)]
 	var restore []depthStmt
 	if old != nil && dedicated {
 		s.sessionSet, old = true, nil
@@ -328,13 +361,13 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	s.last = queues
 	t1 := time.Now()
 	if !sameQueues(prev, queues) {
-		preRows, preErrs = nil, nil
+		preRows, preErrs, spec = nil, nil, nil
 	}
 	if err := s.readCatalog(ctx, run, queues, standby, preRows, preErrs); err != nil {
 		return nil, err
 	}
 	t2 := time.Now()
-	if err := s.probe(ctx, run, queues, restore); err != nil {
+	if err := s.probe(ctx, run, queues, restore, speculated{spec, specRows, specErrs}); err != nil {
 		return nil, err
 	}
 	restore = nil
@@ -542,7 +575,10 @@ func parseInt(b []byte) int64 {
 //
 // tail statements (restoring the session's settings) run after the probes,
 // in the same round trip.
-func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue, tail []depthStmt) error {
+//
+// sp are statements sent ahead; their results are used when the probe
+// statements turn out the same.
+func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue, tail []depthStmt, sp speculated) error {
 	t := s.threshold
 	var (
 		probed []*depthQueue
@@ -596,12 +632,24 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		}
 	}
 	m := len(stmts)
-	rows, errs, err := run.run(ctx, append(stmts, tail...))
-	if err == nil {
-		err = errors.Join(errs[m:]...)
+	var (
+		rows []depthRows
+		errs []error
+		err  error
+	)
+	if len(tail) == 0 && sp.matches(stmts) {
+		rows, errs = sp.rows, sp.errs
+	} else {
+		rows, errs, err = run.run(ctx, append(stmts, tail...))
+		if err == nil {
+			err = errors.Join(errs[m:]...)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
+	if grouping && len(tail) == 0 && len(stmts) <= maxSpeculated {
+		s.spec = stmts
 	}
 	for i, q := range probed {
 		if errs[i] != nil {
