@@ -123,10 +123,12 @@ func TestSamplerSessionSettings(t *testing.T) {
 		t.Fatal("no sampler connection after a collection")
 	}
 	for setting, want := range map[string]string{
-		"application_name":        "pgmqotel-queue-sampler",
-		"plan_cache_mode":         "force_generic_plan",
-		"statement_timeout":       "900ms",
-		"lock_timeout":            "900ms",
+		"application_name":  "pgmqotel-queue-sampler",
+		"plan_cache_mode":   "force_generic_plan",
+		"statement_timeout": "900ms",
+		// pgmqclient's DepthSampler sets its own, so that a locked queue
+		// table costs that queue only (pgmqclient.DefaultDepthLockTimeout).
+		"lock_timeout":            "100ms",
 		"tcp_keepalives_idle":     "10",
 		"tcp_keepalives_interval": "5",
 		"tcp_keepalives_count":    "3",
