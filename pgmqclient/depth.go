@@ -328,8 +328,19 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	if clock != nil {
 		spec = nil
 	}
+	// With few queues, all of it is one transaction: one round trip, one
+	// wake-up of each side. Its locks stay bounded (one catalog chunk and
+	// at most maxSpeculated probes); if any statement fails, its results
+	// are dropped and the sample goes on statement by statement.
+	joined := spec != nil && len(pre) == 1
+	ahead := slices.Clone(append(pre, spec...))
+	if joined {
+		for i := range ahead[:len(ahead)-1] {
+			ahead[i].joinNext = true
+		}
+	}
 	t0 := time.Now()
-	queues, now, standby, old, preRows, preErrs, err := s.discover(ctx, run, clock, append(pre, spec...))
+	queues, now, standby, old, preRows, preErrs, err := s.discover(ctx, run, clock, ahead, joined)
 	if err != nil {
 		return nil, err
 	}
@@ -339,6 +350,9 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		specRows, specErrs = preRows[len(pre):], preErrs[len(pre):]
 	}
 	preRows, preErrs = preRows[:len(pre)], preErrs[:len(pre)]
+	if joined && errors.Join(append(slices.Clone(preErrs), specErrs...)...) != nil {
+		preRows, preErrs, spec = nil, nil, nil
+	}
 	var restore []depthStmt
 	if old != nil && dedicated {
 		s.sessionSet, old = true, nil
@@ -388,7 +402,9 @@ func sameQueues(a, b []*depthQueue) bool {
 // when not nil, is setLockTimeoutSQL, run first: the value it replaced is
 // returned as old. extra statements are run in the same round trip, after
 // the discovery; their results are returned as is.
-func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *depthStmt, extra []depthStmt) (
+//
+// join runs the discovery in one transaction with extra.
+func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *depthStmt, extra []depthStmt, join bool) (
 	queues []*depthQueue, now time.Time, standby bool, old *string, extraRows []depthRows, extraErrs []error, err error) {
 	var b strings.Builder
 	b.WriteByte('{')
@@ -404,7 +420,9 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *d
 		stmts = append(stmts, *setting)
 	}
 	k := len(stmts)
-	stmts = append(stmts, s.prepared.stmt(depthDiscoverSQL, b.String()))
+	disc := s.prepared.stmt(depthDiscoverSQL, b.String())
+	disc.joinNext = join && len(extra) > 0
+	stmts = append(stmts, disc)
 	stmts = append(stmts, extra...)
 	all, errs, err := run.run(ctx, stmts)
 	if err == nil {

@@ -18,7 +18,15 @@ type depthStmt struct {
 	// name, when set, runs the statement prepared under that name (see
 	// depthPrepared) instead of sending its text.
 	name string
+	// joinNext runs the next statement in the same transaction (no Sync
+	// in between): after an error the server skips the rest of the
+	// transaction, and those statements fail with errSkipped.
+	joinNext bool
 }
+
+// errSkipped is the error of a statement the server skipped because an
+// earlier statement of its transaction failed.
+var errSkipped = errors.New("pgmqclient: skipped after an earlier error in its transaction")
 
 // depthRows is one statement's result: rows of text values, nil for NULL.
 type depthRows [][][]byte
@@ -54,23 +62,37 @@ func (r pipelineRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRows
 
 func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []depthRows, errs []error) error {
 	p := r.conn.StartPipeline(ctx)
-	for _, s := range stmts {
+	for i, s := range stmts {
 		params := make([][]byte, len(s.args))
-		for i, a := range s.args {
-			params[i] = []byte(a)
+		for j, a := range s.args {
+			params[j] = []byte(a)
 		}
 		if s.name != "" {
 			p.SendQueryPrepared(s.name, params, nil, nil)
 		} else {
 			p.SendQueryParams(s.sql, params, nil, nil, nil)
 		}
-		p.SendPipelineSync()
+		if !s.joinNext || i == len(stmts)-1 {
+			p.SendPipelineSync()
+		}
 	}
 	if err := p.Flush(); err != nil {
 		_ = p.Close()
 		return err
 	}
+	var failed error // the transaction in progress failed
 	for i := range stmts {
+		last := !stmts[i].joinNext || i == len(stmts)-1
+		if failed != nil {
+			rows[i], errs[i] = nil, fmt.Errorf("%w: %w", errSkipped, failed)
+			if last {
+				if err := readSync(p); err != nil {
+					return err
+				}
+				failed = nil
+			}
+			continue
+		}
 		res, err := p.GetResults()
 		if err == nil {
 			rr, ok := res.(*pgconn.ResultReader)
@@ -97,18 +119,30 @@ func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []
 				return err
 			}
 			rows[i], errs[i] = nil, err
+			failed = err
 		}
-		res, err = p.GetResults()
-		if err != nil {
-			_ = p.Close()
-			return err
-		}
-		if _, ok := res.(*pgconn.PipelineSync); !ok {
-			_ = p.Close()
-			return fmt.Errorf("pgmqclient: pipeline: expected a sync, got %T", res)
+		if last {
+			if err := readSync(p); err != nil {
+				return err
+			}
+			failed = nil
 		}
 	}
 	return p.Close()
+}
+
+// readSync reads the result of a Sync; on failure it closes the pipeline.
+func readSync(p *pgconn.Pipeline) error {
+	res, err := p.GetResults()
+	if err != nil {
+		_ = p.Close()
+		return err
+	}
+	if _, ok := res.(*pgconn.PipelineSync); !ok {
+		_ = p.Close()
+		return fmt.Errorf("pgmqclient: pipeline: expected a sync, got %T", res)
+	}
+	return nil
 }
 
 // sequentialRunner is the fallback for a DB that is none of pgx's: one
