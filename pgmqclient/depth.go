@@ -69,6 +69,11 @@ type DepthOptions struct {
 	// DefaultDepthLockTimeout. A queue whose table stays locked longer is
 	// reported with an Err; the others are sampled.
 	LockTimeout time.Duration
+	// StatementTimeout, when positive, bounds each of the sampler's
+	// statements on the server, so that a slow statement ends there
+	// before the caller's context does (which would make pgx close the
+	// connection).
+	StatementTimeout time.Duration
 }
 
 // QueueDepth is one queue's depth as a sample saw it.
@@ -143,11 +148,11 @@ func (c *Client) SampleDepths(ctx context.Context, opts DepthOptions) ([]QueueDe
 //
 // The statements are pipelined, one round trip per chunk, and sent as
 // unnamed statements: the server keeps no plan per queue, so its memory
-// does not grow as queues come and go. The session's lock_timeout is the
-// option's LockTimeout, so a locked table costs its queue, not the sample:
-// on a dedicated *pgx.Conn it is set at the first sample and kept; on a
-// pool's connection or in a transaction it is set for each sample and put
-// back. On a *pgx.Conn the statements whose text never changes, and one
+// does not grow as queues come and go. Each of its transactions sets its
+// own lock_timeout (the option's LockTimeout) and statement_timeout, local
+// to it, so a locked table costs its queue, not the sample, and nothing is
+// set on the session (inside a caller's transaction, the caller's
+// settings rule and a failure ends the caller's transaction). On a *pgx.Conn the statements whose text never changes, and one
 // statement probing the queues above the threshold together (at most 64),
 // are kept prepared, so that sampling deep queues plans nothing; that
 // statement is deallocated when the set of deep queues changes. See
@@ -164,12 +169,12 @@ type DepthSampler struct {
 	exclude     []string
 	threshold   int64
 	lockTimeout time.Duration
+	// statementTimeout bounds each statement on the server; 0: none.
+	statementTimeout time.Duration
 
 	mu       sync.Mutex
 	prepared depthPrepared // only on a *pgx.Conn
 	last     []*depthQueue // the queues the last sample found
-	// sessionSet: the dedicated connection's lock_timeout was set.
-	sessionSet bool
 	// spec are the probe statements of the last sample, when few, sent
 	// ahead with the next discovery.
 	spec []depthStmt
@@ -225,8 +230,11 @@ func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 	if err != nil {
 		return nil, &OpError{Op: op, Err: err}
 	}
+	if opts.StatementTimeout < 0 {
+		return nil, invalidArg(op, "", "negative statement timeout %v", opts.StatementTimeout)
+	}
 	ds := &DepthSampler{db: db, names: names, include: include, exclude: exclude,
-		threshold: threshold, lockTimeout: lt}
+		threshold: threshold, lockTimeout: lt, statementTimeout: opts.StatementTimeout}
 	if _, ok := db.(*pgx.Conn); ok {
 		ds.prepared = depthPrepared{names: map[string]string{}}
 	}
@@ -302,19 +310,19 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		return nil, err
 	}
 	defer release()
-	// On a session of its own (pipelined), the sample sets lock_timeout;
-	// the same statement reads the clock.
-	// A dedicated connection (*pgx.Conn) keeps the setting from its first
-	// sample on; a connection of a pool or a transaction gets it back.
-	var clock *depthStmt
 	dedicated := s.prepared.names != nil
-	if pr, ok := run.(pipelineRunner); ok && !(dedicated && s.sessionSet) {
+	if pr, ok := run.(pipelineRunner); ok {
 		if err := s.prepared.ensureFixed(ctx, pr); err != nil {
 			return nil, err
 		}
-		ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
-		st := s.prepared.stmt(setLockTimeoutSQL, ms)
-		clock = &st
+		// Each transaction of the sample starts by setting its own
+		// timeouts, local to it: nothing is set on the session. Inside a
+		// caller's transaction the caller's settings rule.
+		if pr.conn.TxStatus() == 'I' {
+			st := s.prepared.stmt(localTimeoutsSQL, durationSetting(s.lockTimeout), durationSetting(s.statementTimeout))
+			pr.prefix = &st
+			run = pr
+		}
 	}
 
 	// The catalog of the queues found last time goes in the same round
@@ -325,7 +333,7 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	// round trip too, when they are few: used if this sample makes the same.
 	spec := s.spec
 	s.spec = nil
-	if clock != nil {
+	if !dedicated {
 		spec = nil
 	}
 	// With few queues, all of it is one transaction: one round trip, one
@@ -340,7 +348,7 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		}
 	}
 	t0 := time.Now()
-	queues, now, standby, old, preRows, preErrs, err := s.discover(ctx, run, clock, ahead, joined)
+	queues, now, standby, preRows, preErrs, err := s.discover(ctx, run, ahead, joined)
 	if err != nil {
 		return nil, err
 	}
@@ -353,25 +361,6 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	if joined && errors.Join(append(slices.Clone(preErrs), specErrs...)...) != nil {
 		preRows, preErrs, spec = nil, nil, nil
 	}
-	var restore []depthStmt
-	if old != nil && dedicated {
-		s.sessionSet, old = true, nil
-	}
-	if old != nil {
-		restore = []depthStmt{s.prepared.stmt(restoreLockTimeoutSQL, *old)}
-		defer func() {
-			if restore == nil {
-				return // restored with the probes
-			}
-			_, errs, rerr := run.run(context.WithoutCancel(ctx), restore)
-			if rerr == nil {
-				rerr = errors.Join(errs...)
-			}
-			if err == nil {
-				err = rerr
-			}
-		}()
-	}
 	s.last = queues
 	t1 := time.Now()
 	if !sameQueues(prev, queues) {
@@ -381,14 +370,22 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 		return nil, err
 	}
 	t2 := time.Now()
-	if err := s.probe(ctx, run, queues, restore, speculated{spec, specRows, specErrs}); err != nil {
+	if err := s.probe(ctx, run, queues, speculated{spec, specRows, specErrs}); err != nil {
 		return nil, err
 	}
-	restore = nil
 	if depthPhases != nil {
 		depthPhases(t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	}
 	return s.results(queues, now), nil
+}
+
+// durationSetting is d as a PostgreSQL setting in milliseconds; "0" (no
+// limit) for zero.
+func durationSetting(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10) + "ms"
 }
 
 // sameQueues reports whether two discoveries found the same tables.
@@ -398,14 +395,11 @@ func sameQueues(a, b []*depthQueue) bool {
 	})
 }
 
-// discover lists the selected queues with the server's clock. setting,
-// when not nil, is setLockTimeoutSQL, run first: the value it replaced is
-// returned as old. extra statements are run in the same round trip, after
-// the discovery; their results are returned as is.
-//
-// join runs the discovery in one transaction with extra.
-func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *depthStmt, extra []depthStmt, join bool) (
-	queues []*depthQueue, now time.Time, standby bool, old *string, extraRows []depthRows, extraErrs []error, err error) {
+// discover lists the selected queues with the server's clock. extra
+// statements are run in the same round trip, after the discovery (in its
+// transaction when join); their results are returned as is.
+func (s *DepthSampler) discover(ctx context.Context, run depthRunner, extra []depthStmt, join bool) (
+	queues []*depthQueue, now time.Time, standby bool, extraRows []depthRows, extraErrs []error, err error) {
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, n := range s.names {
@@ -415,42 +409,25 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *d
 		b.WriteString(n) // validated: letters, digits, underscores
 	}
 	b.WriteByte('}')
-	var stmts []depthStmt
-	if setting != nil {
-		stmts = append(stmts, *setting)
-	}
-	k := len(stmts)
 	disc := s.prepared.stmt(depthDiscoverSQL, b.String())
 	disc.joinNext = join && len(extra) > 0
-	stmts = append(stmts, disc)
-	stmts = append(stmts, extra...)
-	all, errs, err := run.run(ctx, stmts)
+	all, errs, err := run.run(ctx, append([]depthStmt{disc}, extra...))
 	if err == nil {
-		err = errors.Join(errs[:k+1]...)
+		err = errs[0]
 	}
 	if err != nil {
-		return nil, time.Time{}, false, nil, nil, nil, err
+		return nil, time.Time{}, false, nil, nil, err
 	}
-	extraRows, extraErrs = all[k+1:], errs[k+1:]
-	var c [][]byte // clock, standby
-	if setting != nil {
-		if len(all[0]) != 1 {
-			return nil, time.Time{}, false, nil, nil, nil, errors.New("pgmqclient: set lock_timeout: no row")
-		}
-		v := string(all[0][0][0])
-		old, c = &v, all[0][0][2:]
-	}
-	rows := all[k:]
-	if c == nil && len(rows[0]) > 0 {
-		c = rows[0][0][5:]
-	}
-	if c == nil {
+	extraRows, extraErrs = all[1:], errs[1:]
+	rows := all[:1]
+	if len(rows[0]) == 0 {
 		// No queue: nothing is reported, so the local clock will do.
-		return nil, time.Now(), false, old, extraRows, extraErrs, nil
+		return nil, time.Now(), false, extraRows, extraErrs, nil
 	}
+	c := rows[0][0][5:] // clock, standby
 	now, err = time.Parse("2006-01-02T15:04:05.999999Z", string(c[0]))
 	if err != nil {
-		return nil, time.Time{}, false, nil, nil, nil, fmt.Errorf("pgmqclient: server clock %q: %w", c[0], err)
+		return nil, time.Time{}, false, nil, nil, fmt.Errorf("pgmqclient: server clock %q: %w", c[0], err)
 	}
 	standby = string(c[1]) == "true"
 	var out []*depthQueue
@@ -461,7 +438,7 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, setting *d
 			out = append(out, q)
 		}
 	}
-	return out, now, standby, old, extraRows, extraErrs, nil
+	return out, now, standby, extraRows, extraErrs, nil
 }
 
 // readCatalog fills each queue's catalog inputs, a chunk of queues per
@@ -591,12 +568,9 @@ func parseInt(b []byte) int64 {
 // probe reads the tables the catalog does not prove empty, then takes an
 // id sample where the estimate needs one.
 //
-// tail statements (restoring the session's settings) run after the probes,
-// in the same round trip.
-//
 // sp are statements sent ahead; their results are used when the probe
 // statements turn out the same.
-func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue, tail []depthStmt, sp speculated) error {
+func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*depthQueue, sp speculated) error {
 	t := s.threshold
 	var (
 		probed []*depthQueue
@@ -655,18 +629,12 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		errs []error
 		err  error
 	)
-	if len(tail) == 0 && sp.matches(stmts) {
+	if sp.matches(stmts) {
 		rows, errs = sp.rows, sp.errs
-	} else {
-		rows, errs, err = run.run(ctx, append(stmts, tail...))
-		if err == nil {
-			err = errors.Join(errs[m:]...)
-		}
-		if err != nil {
-			return err
-		}
+	} else if rows, errs, err = run.run(ctx, stmts); err != nil {
+		return err
 	}
-	if grouping && len(tail) == 0 && len(stmts) <= maxSpeculated {
+	if grouping && m <= maxSpeculated {
 		s.spec = stmts
 	}
 	for i, q := range probed {
@@ -688,7 +656,7 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 				}
 				applyProbe(deep[i], r[1:])
 			}
-		} else if err := s.probeAlone(ctx, run, deep, tail); err != nil {
+		} else if err := s.probeAlone(ctx, run, deep); err != nil {
 			// One of them failed the group (a locked table): probe each
 			// alone, so the failure stays with its queue.
 			return err
@@ -740,33 +708,27 @@ func applyProbe(q *depthQueue, r [][]byte) {
 	q.in.visCount = string(r[5]) == "true"
 }
 
-// probeAlone probes each of the deep queues with its own statement, under
-// the sample's lock timeout (set again, since tail already restored the
-// session's).
-func (s *DepthSampler) probeAlone(ctx context.Context, run depthRunner, deep []*depthQueue, tail []depthStmt) error {
+// probeAlone probes each of the deep queues with its own statement.
+func (s *DepthSampler) probeAlone(ctx context.Context, run depthRunner, deep []*depthQueue) error {
 	t := s.threshold
-	ms := strconv.FormatInt(s.lockTimeout.Milliseconds(), 10) + "ms"
-	stmts := []depthStmt{s.prepared.stmt(setLockTimeoutSQL, ms)}
-	for _, q := range deep {
-		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
-			strconv.FormatInt(t, 10), strconv.FormatInt(q.invLimit, 10), "false"}})
+	stmts := make([]depthStmt, len(deep))
+	for i, q := range deep {
+		stmts[i] = depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
+			strconv.FormatInt(t, 10), strconv.FormatInt(q.invLimit, 10), "false"}}
 	}
-	rows, errs, err := run.run(ctx, append(stmts, tail...))
-	if err == nil {
-		err = errors.Join(errs[0], errors.Join(errs[len(stmts):]...))
-	}
+	rows, errs, err := run.run(ctx, stmts)
 	if err != nil {
 		return err
 	}
 	for i, q := range deep {
-		if errs[i+1] != nil {
-			q.err = errs[i+1]
+		if errs[i] != nil {
+			q.err = errs[i]
 			continue
 		}
-		if len(rows[i+1]) != 1 {
-			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i+1]))
+		if len(rows[i]) != 1 {
+			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i]))
 		}
-		applyProbe(q, rows[i+1][0])
+		applyProbe(q, rows[i][0])
 	}
 	return nil
 }

@@ -28,8 +28,7 @@ type depthPrepared struct {
 }
 
 // fixedStatements are prepared once per session.
-var fixedStatements = []string{setLockTimeoutSQL, restoreLockTimeoutSQL,
-	depthDiscoverSQL, depthCatalogSQL}
+var fixedStatements = []string{localTimeoutsSQL, depthDiscoverSQL, depthCatalogSQL}
 
 // ensureFixed prepares the fixed statements if they are not yet.
 func (d *depthPrepared) ensureFixed(ctx context.Context, r pipelineRunner) error {

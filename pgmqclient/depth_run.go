@@ -46,7 +46,13 @@ const pipelineChunk = 256
 // pipelineRunner pipelines the statements as unnamed statements, each
 // followed by a Sync: one round trip per chunk, no prepared statement left
 // on the server.
-type pipelineRunner struct{ conn *pgconn.PgConn }
+//
+// prefix, when set, starts every transaction (its result is dropped): the
+// sampler's local timeouts.
+type pipelineRunner struct {
+	conn   *pgconn.PgConn
+	prefix *depthStmt
+}
 
 func (r pipelineRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRows, []error, error) {
 	rows := make([]depthRows, len(stmts))
@@ -62,7 +68,7 @@ func (r pipelineRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRows
 
 func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []depthRows, errs []error) error {
 	p := r.conn.StartPipeline(ctx)
-	for i, s := range stmts {
+	send := func(s depthStmt) {
 		params := make([][]byte, len(s.args))
 		for j, a := range s.args {
 			params[j] = []byte(a)
@@ -72,7 +78,15 @@ func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []
 		} else {
 			p.SendQueryParams(s.sql, params, nil, nil, nil)
 		}
-		if !s.joinNext || i == len(stmts)-1 {
+	}
+	start := true // a transaction starts
+	for i, s := range stmts {
+		if start && r.prefix != nil {
+			send(*r.prefix)
+		}
+		send(s)
+		start = !s.joinNext || i == len(stmts)-1
+		if start {
 			p.SendPipelineSync()
 		}
 	}
@@ -81,8 +95,20 @@ func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []
 		return err
 	}
 	var failed error // the transaction in progress failed
+	start = true
 	for i := range stmts {
 		last := !stmts[i].joinNext || i == len(stmts)-1
+		if start && r.prefix != nil {
+			if err := readDropped(p); err != nil {
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) {
+					_ = p.Close()
+					return err
+				}
+				failed = err
+			}
+		}
+		start = last
 		if failed != nil {
 			rows[i], errs[i] = nil, fmt.Errorf("%w: %w", errSkipped, failed)
 			if last {
@@ -129,6 +155,20 @@ func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []
 		}
 	}
 	return p.Close()
+}
+
+// readDropped reads a statement's result and drops its rows.
+func readDropped(p *pgconn.Pipeline) error {
+	res, err := p.GetResults()
+	if err != nil {
+		return err
+	}
+	rr, ok := res.(*pgconn.ResultReader)
+	if !ok {
+		return fmt.Errorf("pgmqclient: pipeline: unexpected result %T", res)
+	}
+	_, err = rr.Close()
+	return err
 }
 
 // readSync reads the result of a Sync; on failure it closes the pipeline.
@@ -198,15 +238,15 @@ func (r sequentialRunner) queryText(ctx context.Context, sql string, args []any)
 func depthRunnerFor(ctx context.Context, db DB) (r depthRunner, release func(), err error) {
 	switch d := db.(type) {
 	case *pgx.Conn:
-		return pipelineRunner{d.PgConn()}, func() {}, nil
+		return pipelineRunner{conn: d.PgConn()}, func() {}, nil
 	case pgx.Tx:
-		return pipelineRunner{d.Conn().PgConn()}, func() {}, nil
+		return pipelineRunner{conn: d.Conn().PgConn()}, func() {}, nil
 	case *pgxpool.Pool:
 		c, err := d.Acquire(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
-		return pipelineRunner{c.Conn().PgConn()}, c.Release, nil
+		return pipelineRunner{conn: c.Conn().PgConn()}, c.Release, nil
 	}
 	return sequentialRunner{db}, func() {}, nil
 }

@@ -97,14 +97,10 @@ CROSS JOIN LATERAL (
 ) AS c
 ORDER BY t.i, NOT t.root`
 
-// setLockTimeoutSQL sets the session's lock_timeout for a sample and
-// returns the value it had, with the server's clock and whether it is a
-// standby (as depthDiscoverSQL).
-const setLockTimeoutSQL = `SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1::text, false),
-	to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), pg_catalog.pg_is_in_recovery()::text`
-
-// restoreLockTimeoutSQL puts back the value setLockTimeoutSQL returned.
-const restoreLockTimeoutSQL = `SELECT set_config('lock_timeout', $1::text, false)`
+// localTimeoutsSQL sets lock_timeout ($1) and statement_timeout ($2) for
+// the transaction in progress only: the sampler sends it at the start of
+// each of its transactions, so that nothing is set on the session.
+const localTimeoutsSQL = `SELECT set_config('lock_timeout', $1::text, true), set_config('statement_timeout', $2::text, true)`
 
 // depthTable is the single identifier-quoting builder of this file: the
 // queue table pgmq.<rel>, rel being the table name the catalog reported.
