@@ -149,8 +149,8 @@ RETURNS SETOF pgmq.queue_record LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- Inserts msgs (with headers[i] for msgs[i]; headers may be NULL) visible
--- after delay seconds, returning the new ids in input order.
-CREATE FUNCTION pgmq._compat_send(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
+-- from vt on, returning the new ids in input order.
+CREATE FUNCTION pgmq._compat_send(queue_name text, msgs jsonb[], headers jsonb[], vt timestamptz)
 RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$
 BEGIN
     IF headers IS NOT NULL AND cardinality(headers) <> cardinality(msgs) THEN
@@ -159,51 +159,77 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format(
         'INSERT INTO pgmq.%I (vt, message, headers)
-         SELECT clock_timestamp() + make_interval(secs => $3), u.msg, $2[u.ord]
+         SELECT $3, u.msg, $2[u.ord]
          FROM unnest($1) WITH ORDINALITY AS u(msg, ord)
          ORDER BY u.ord
          RETURNING msg_id',
         pgmq._compat_table(queue_name, 'q'))
-    USING msgs, headers, coalesce(delay, 0);
+    USING msgs, headers, coalesce(vt, clock_timestamp());
 END
+$fn$;
+
+-- The moment a delay of some seconds ends.
+CREATE FUNCTION pgmq._compat_after(delay integer)
+RETURNS timestamptz LANGUAGE sql VOLATILE AS $fn$
+    SELECT clock_timestamp() + make_interval(secs => coalesce(delay, 0));
 $fn$;
 
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb)
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
-    SELECT pgmq._compat_send(queue_name, ARRAY[msg], NULL, 0);
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], NULL, pgmq._compat_after(0));
 $fn$;
 
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], NULL, pgmq._compat_after(delay));
+$fn$;
+
+CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay timestamptz)
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
     SELECT pgmq._compat_send(queue_name, ARRAY[msg], NULL, delay);
 $fn$;
 
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb)
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
-    SELECT pgmq._compat_send(queue_name, ARRAY[msg], ARRAY[headers], 0);
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], ARRAY[headers], pgmq._compat_after(0));
 $fn$;
 
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, ARRAY[msg], ARRAY[headers], pgmq._compat_after(delay));
+$fn$;
+
+CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay timestamptz)
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
     SELECT pgmq._compat_send(queue_name, ARRAY[msg], ARRAY[headers], delay);
 $fn$;
 
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[])
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
-    SELECT pgmq._compat_send(queue_name, msgs, NULL, 0);
+    SELECT pgmq._compat_send(queue_name, msgs, NULL, pgmq._compat_after(0));
 $fn$;
 
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, msgs, NULL, pgmq._compat_after(delay));
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay timestamptz)
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
     SELECT pgmq._compat_send(queue_name, msgs, NULL, delay);
 $fn$;
 
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[])
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
-    SELECT pgmq._compat_send(queue_name, msgs, headers, 0);
+    SELECT pgmq._compat_send(queue_name, msgs, headers, pgmq._compat_after(0));
 $fn$;
 
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
+RETURNS SETOF bigint LANGUAGE sql AS $fn$
+    SELECT pgmq._compat_send(queue_name, msgs, headers, pgmq._compat_after(delay));
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay timestamptz)
 RETURNS SETOF bigint LANGUAGE sql AS $fn$
     SELECT pgmq._compat_send(queue_name, msgs, headers, delay);
 $fn$;
@@ -310,17 +336,33 @@ RETURNS boolean LANGUAGE sql AS $fn$
     SELECT EXISTS (SELECT 1 FROM pgmq.archive(queue_name, ARRAY[msg_id]));
 $fn$;
 
-CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt integer)
+-- Makes the messages visible from vt on and returns them as updated.
+CREATE FUNCTION pgmq.set_vt(queue_name text, msg_ids bigint[], vt timestamptz)
 RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
 BEGIN
     RETURN QUERY EXECUTE format(
         'UPDATE pgmq.%I
-         SET vt = clock_timestamp() + make_interval(secs => $2)
-         WHERE msg_id = $1
+         SET vt = $2
+         WHERE msg_id = ANY ($1)
          RETURNING msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers',
         pgmq._compat_table(queue_name, 'q'))
-    USING msg_id, vt;
+    USING msg_ids, vt;
 END
+$fn$;
+
+CREATE FUNCTION pgmq.set_vt(queue_name text, msg_ids bigint[], vt integer)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq.set_vt(queue_name, msg_ids, pgmq._compat_after(vt));
+$fn$;
+
+CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt timestamptz)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq.set_vt(queue_name, ARRAY[msg_id], vt);
+$fn$;
+
+CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt integer)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq.set_vt(queue_name, ARRAY[msg_id], pgmq._compat_after(vt));
 $fn$;
 
 -- One queue's figures; a full scan of its table, like PGMQ's.
