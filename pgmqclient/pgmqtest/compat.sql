@@ -398,3 +398,58 @@ BEGIN
     END LOOP;
 END
 $fn$;
+
+-- Insert notifications. A queue with notifications on has a row here and
+-- an insert trigger; the trigger raises one NOTIFY per inserting statement
+-- on channel 'pgmq.q_<name in lower case>.INSERT', at most one per
+-- throttle_interval_ms (0: every time).
+CREATE UNLOGGED TABLE pgmq.notify_insert_throttle (
+    queue_name           varchar NOT NULL UNIQUE
+        REFERENCES pgmq.meta (queue_name) ON DELETE CASCADE,
+    throttle_interval_ms integer NOT NULL DEFAULT 0,
+    last_notified_at     timestamptz NOT NULL DEFAULT to_timestamp(0)
+);
+
+CREATE FUNCTION pgmq._compat_notify_insert()
+RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    UPDATE pgmq.notify_insert_throttle AS t
+    SET last_notified_at = clock_timestamp()
+    WHERE t.queue_name = TG_ARGV[0]
+      AND clock_timestamp() >= t.last_notified_at + make_interval(secs => t.throttle_interval_ms / 1000.0);
+    IF FOUND THEN
+        PERFORM pg_notify('pgmq.' || TG_TABLE_NAME || '.INSERT', '');
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.disable_notify_insert(queue_name text)
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    EXECUTE format('DROP TRIGGER IF EXISTS compat_notify_insert ON pgmq.%I',
+        pgmq._compat_table(queue_name, 'q'));
+    DELETE FROM pgmq.notify_insert_throttle AS t WHERE t.queue_name = disable_notify_insert.queue_name;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.enable_notify_insert(queue_name text, throttle_interval_ms integer DEFAULT 250)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    qtab text := pgmq._compat_table(queue_name, 'q');
+BEGIN
+    IF throttle_interval_ms IS NULL OR throttle_interval_ms < 0 THEN
+        RAISE EXCEPTION 'throttle must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_regclass(format('pgmq.%I', qtab)) IS NULL THEN
+        RAISE EXCEPTION 'queue % does not exist', quote_literal(queue_name) USING ERRCODE = 'undefined_table';
+    END IF;
+    PERFORM pgmq.disable_notify_insert(queue_name);
+    INSERT INTO pgmq.notify_insert_throttle (queue_name, throttle_interval_ms)
+    VALUES (enable_notify_insert.queue_name, enable_notify_insert.throttle_interval_ms);
+    EXECUTE format(
+        'CREATE TRIGGER compat_notify_insert AFTER INSERT ON pgmq.%I
+         FOR EACH STATEMENT EXECUTE FUNCTION pgmq._compat_notify_insert(%L)',
+        qtab, queue_name);
+END
+$fn$;
