@@ -453,3 +453,113 @@ BEGIN
         qtab, queue_name);
 END
 $fn$;
+
+-- FIFO groups: messages with the same headers->>'x-pgmq-group' (no header:
+-- one default group) are handed out in id order. A group is open while
+-- its oldest message is visible, i.e. no earlier message of the group is
+-- in flight; a transaction-scoped advisory lock per group keeps two
+-- readers from taking the same group at once. round_robin takes the first
+-- message of every open group, then the second, ...; otherwise the batch
+-- is filled group by group, the group with the oldest head first.
+CREATE FUNCTION pgmq._compat_read_grouped(queue_name text, vt integer, qty integer, round_robin boolean)
+RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH heads AS (
+            SELECT coalesce(headers->>''x-pgmq-group'', '''') AS grp, min(msg_id) AS head
+            FROM pgmq.%1$I GROUP BY 1),
+         open_groups AS (
+            SELECT h.grp, h.head FROM heads AS h JOIN pgmq.%1$I AS q ON q.msg_id = h.head
+            WHERE q.vt <= clock_timestamp()
+              AND pg_try_advisory_xact_lock(hashtext(%2$L || ''/'' || h.grp))),
+         ranked AS (
+            SELECT q.msg_id,
+                   dense_rank() OVER (ORDER BY g.head) AS group_pos,
+                   row_number() OVER (PARTITION BY g.grp ORDER BY q.msg_id) AS pos_in_group
+            FROM open_groups AS g
+            JOIN pgmq.%1$I AS q ON coalesce(q.headers->>''x-pgmq-group'', '''') = g.grp
+            WHERE q.vt <= clock_timestamp()),
+         chosen AS (
+            SELECT r.msg_id, row_number() OVER (ORDER BY
+                     CASE WHEN $3 THEN r.pos_in_group ELSE r.group_pos END,
+                     CASE WHEN $3 THEN r.group_pos ELSE r.pos_in_group END) AS n
+            FROM ranked AS r),
+         locked AS (
+            SELECT q.msg_id, c.n FROM pgmq.%1$I AS q JOIN chosen AS c ON c.msg_id = q.msg_id
+            WHERE c.n <= $1
+            FOR UPDATE OF q SKIP LOCKED),
+         updated AS (
+            UPDATE pgmq.%1$I AS t
+            SET vt = clock_timestamp() + make_interval(secs => $2),
+                read_ct = t.read_ct + 1,
+                last_read_at = clock_timestamp()
+            FROM locked AS l
+            WHERE t.msg_id = l.msg_id
+            RETURNING t.msg_id, t.read_ct, t.enqueued_at, t.last_read_at, t.vt, t.message, t.headers, l.n)
+         SELECT u.msg_id, u.read_ct, u.enqueued_at, u.last_read_at, u.vt, u.message, u.headers
+         FROM updated AS u ORDER BY u.n',
+        pgmq._compat_table(queue_name, 'q'), lower(queue_name))
+    USING qty, vt, round_robin;
+END
+$fn$;
+
+CREATE FUNCTION pgmq._compat_read_grouped_poll(
+    queue_name text, vt integer, qty integer, max_poll_seconds integer, poll_interval_ms integer, round_robin boolean)
+RETURNS SETOF pgmq.message_record LANGUAGE plpgsql AS $fn$
+DECLARE
+    give_up timestamptz := clock_timestamp() + make_interval(secs => max_poll_seconds);
+BEGIN
+    LOOP
+        RETURN QUERY SELECT * FROM pgmq._compat_read_grouped(queue_name, vt, qty, round_robin);
+        IF FOUND OR clock_timestamp() >= give_up THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(least(poll_interval_ms / 1000.0,
+            greatest(0, extract(epoch FROM give_up - clock_timestamp()))));
+    END LOOP;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.read_grouped(queue_name text, vt integer, qty integer)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq._compat_read_grouped(queue_name, vt, qty, false);
+$fn$;
+
+CREATE FUNCTION pgmq.read_grouped_rr(queue_name text, vt integer, qty integer)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq._compat_read_grouped(queue_name, vt, qty, true);
+$fn$;
+
+CREATE FUNCTION pgmq.read_grouped_with_poll(
+    queue_name text, vt integer, qty integer, max_poll_seconds integer DEFAULT 5, poll_interval_ms integer DEFAULT 100)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq._compat_read_grouped_poll(queue_name, vt, qty, max_poll_seconds, poll_interval_ms, false);
+$fn$;
+
+CREATE FUNCTION pgmq.read_grouped_rr_with_poll(
+    queue_name text, vt integer, qty integer, max_poll_seconds integer DEFAULT 5, poll_interval_ms integer DEFAULT 100)
+RETURNS SETOF pgmq.message_record LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq._compat_read_grouped_poll(queue_name, vt, qty, max_poll_seconds, poll_interval_ms, true);
+$fn$;
+
+-- An index on the group key, for the grouped reads.
+CREATE FUNCTION pgmq.create_fifo_index(queue_name text)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    qtab text := pgmq._compat_table(queue_name, 'q');
+BEGIN
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON pgmq.%I ((headers->>''x-pgmq-group''), msg_id)',
+        qtab || '_fifo_idx', qtab);
+END
+$fn$;
+
+CREATE FUNCTION pgmq.create_fifo_indexes_all()
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    qname text;
+BEGIN
+    FOR qname IN SELECT m.queue_name FROM pgmq.meta AS m LOOP
+        PERFORM pgmq.create_fifo_index(qname);
+    END LOOP;
+END
+$fn$;
