@@ -563,3 +563,113 @@ BEGIN
     END LOOP;
 END
 $fn$;
+
+-- Topics: a message sent with a routing key (dot-separated words) goes to
+-- every queue bound to a matching pattern, where '*' is one word and '#'
+-- any number of characters. Keys and patterns are checked as the project's
+-- notes describe PGMQ's rules; invalid ones raise.
+CREATE FUNCTION pgmq.validate_routing_key(routing_key text)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    IF routing_key IS NULL OR routing_key = '' OR length(routing_key) > 255
+       OR routing_key !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$' THEN
+        RAISE EXCEPTION 'invalid routing key %', quote_nullable(routing_key)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.validate_topic_pattern(pattern text)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    IF pattern IS NULL OR pattern = '' OR length(pattern) > 255
+       OR pattern !~ '^[A-Za-z0-9_*#-]+(\.[A-Za-z0-9_*#-]+)*$'
+       OR pattern ~ '[*#][*#]' THEN
+        RAISE EXCEPTION 'invalid topic pattern %', quote_nullable(pattern)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+CREATE TABLE pgmq.topic_bindings (
+    pattern    text NOT NULL,
+    queue_name varchar NOT NULL REFERENCES pgmq.meta (queue_name) ON DELETE CASCADE,
+    -- The pattern as an anchored regular expression (dots escaped first).
+    compiled_regex text GENERATED ALWAYS AS (
+        '^' || replace(replace(replace(pattern, '.', '\.'), '*', '[^.]+'), '#', '.*') || '$') STORED,
+    UNIQUE (pattern, queue_name)
+);
+
+CREATE FUNCTION pgmq.bind_topic(pattern text, queue_name text)
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pgmq.validate_topic_pattern(pattern);
+    IF NOT EXISTS (SELECT 1 FROM pgmq.meta AS m WHERE m.queue_name = bind_topic.queue_name) THEN
+        RAISE EXCEPTION 'queue % does not exist', quote_literal(queue_name) USING ERRCODE = 'undefined_table';
+    END IF;
+    INSERT INTO pgmq.topic_bindings (pattern, queue_name)
+    VALUES (bind_topic.pattern, bind_topic.queue_name)
+    ON CONFLICT DO NOTHING;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.unbind_topic(pattern text, queue_name text)
+RETURNS boolean LANGUAGE plpgsql AS $fn$
+BEGIN
+    DELETE FROM pgmq.topic_bindings AS b
+    WHERE b.pattern = unbind_topic.pattern AND b.queue_name = unbind_topic.queue_name;
+    RETURN FOUND;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.test_routing(routing_key text)
+RETURNS TABLE (pattern text, queue_name text, compiled_regex text) LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    PERFORM pgmq.validate_routing_key(routing_key);
+    RETURN QUERY
+        SELECT b.pattern, b.queue_name::text, b.compiled_regex FROM pgmq.topic_bindings AS b
+        WHERE test_routing.routing_key ~ b.compiled_regex
+        ORDER BY b.pattern, b.queue_name;
+END
+$fn$;
+
+-- The queues a routing key reaches, each once.
+CREATE FUNCTION pgmq._compat_topic_queues(routing_key text)
+RETURNS SETOF text LANGUAGE sql STABLE AS $fn$
+    SELECT DISTINCT b.queue_name::text FROM pgmq.topic_bindings AS b
+    WHERE routing_key ~ b.compiled_regex ORDER BY 1;
+$fn$;
+
+CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb, headers jsonb, delay integer)
+RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+    qname text;
+    reached integer := 0;
+BEGIN
+    PERFORM pgmq.validate_routing_key(routing_key);
+    FOR qname IN SELECT * FROM pgmq._compat_topic_queues(routing_key) LOOP
+        PERFORM pgmq._compat_send(qname, ARRAY[msg], ARRAY[headers], pgmq._compat_after(delay));
+        reached := reached + 1;
+    END LOOP;
+    RETURN reached;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[], delay timestamptz)
+RETURNS TABLE (queue_name text, msg_id bigint) LANGUAGE plpgsql AS $fn$
+DECLARE
+    qname text;
+BEGIN
+    PERFORM pgmq.validate_routing_key(routing_key);
+    FOR qname IN SELECT * FROM pgmq._compat_topic_queues(routing_key) LOOP
+        RETURN QUERY SELECT qname, s.id FROM pgmq._compat_send(qname, msgs, headers, delay) AS s(id);
+    END LOOP;
+END
+$fn$;
+
+CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[], delay integer)
+RETURNS TABLE (queue_name text, msg_id bigint) LANGUAGE sql AS $fn$
+    SELECT * FROM pgmq.send_batch_topic(routing_key, msgs, headers, pgmq._compat_after(delay));
+$fn$;
