@@ -102,7 +102,18 @@ func NotifyChannel(queue string) string {
 // notifySettingsSQL reads the queue's throttle and the name notifications were
 // enabled under, from pgmq.notify_insert_throttle (PGMQ 1.8.0 on; before,
 // there is no throttle and the name is unknown).
-const notifySettingsSQL = `SELECT t.queue_name::text, t.throttle_interval_ms
+//
+// silent is true when the queue's insert trigger cannot fire: its name has
+// upper-case letters and the trigger, PGMQ's notify_queue_listeners, gets
+// no argument, so it looks the throttle up under the lower-case table name
+// and finds nothing (fixed in PGMQ 1.13.1, which passes the name).
+const notifySettingsSQL = `SELECT t.queue_name::text, t.throttle_interval_ms,
+	t.queue_name <> lower(t.queue_name) AND EXISTS (
+		SELECT 1 FROM pg_catalog.pg_trigger AS g
+		JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
+		JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+		WHERE g.tgrelid = to_regclass('pgmq.' || quote_ident('q_' || lower(t.queue_name)))
+		  AND n.nspname = 'pgmq' AND p.proname = 'notify_queue_listeners' AND g.tgnargs = 0) AS silent
 	FROM pgmq.notify_insert_throttle AS t
 	WHERE lower(t.queue_name) = lower($1::text)`
 
@@ -111,6 +122,8 @@ type notifyState struct {
 	enabled  bool
 	channels []string
 	throttle time.Duration
+	// silent: notifications are on but PGMQ never sends them (see notifySettingsSQL).
+	silent bool
 }
 
 // loadNotifyState asks db whether the queue notifies, on which channels and
@@ -130,13 +143,20 @@ func loadNotifyState(ctx context.Context, db DB, queue string) (notifyState, err
 	if exists {
 		var name string
 		var ms int32
-		err := db.QueryRow(ctx, notifySettingsSQL, queue).Scan(&name, &ms)
+		var silent bool
+		err := db.QueryRow(ctx, notifySettingsSQL, queue).Scan(&name, &ms, &silent)
 		switch {
 		case err == nil:
 			names = append(names, name)
 			st.throttle = time.Duration(ms) * time.Millisecond
 		case !errors.Is(err, pgx.ErrNoRows):
 			return notifyState{}, opErr("notify settings", queue, err)
+		}
+		if silent {
+			// PGMQ 1.8 to 1.13.0 look the throttle up by the table's
+			// (lower-case) name, find no row for a queue named with
+			// upper-case letters, and never notify: poll instead.
+			return notifyState{silent: true}, nil
 		}
 	}
 	for _, n := range names {
@@ -148,6 +168,9 @@ func loadNotifyState(ctx context.Context, db DB, queue string) (notifyState, err
 }
 
 func (s notifyState) String() string {
+	if s.silent {
+		return "notifications on but never sent (PGMQ 1.8 to 1.13.0, queue name with upper-case letters)"
+	}
 	if !s.enabled {
 		return "notifications off"
 	}

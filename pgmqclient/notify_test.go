@@ -229,3 +229,27 @@ func TestWaiterContextEnds(t *testing.T) {
 		t.Fatalf("channels still listened after Close: %d, %v", listening, err)
 	}
 }
+
+// A queue named with upper-case letters: where PGMQ never notifies for it
+// (1.8 to 1.13.0) the Waiter polls, elsewhere it listens; either way Wait
+// returns once a message is there. With a recheck interval of an hour, a
+// listening Waiter can only have been woken by a notification.
+func TestWaiterMixedCaseQueue(t *testing.T) {
+	ctx, c, db := notifying(t, "MixedCase", 0)
+	w, err := pgmqclient.NewPoolWaiter(ctx, db.Pool, "MixedCase",
+		pgmqclient.WithWaitRecheckInterval(time.Hour), pgmqclient.WithWaitPollInterval(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	t.Logf("Waiter: %v", w)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	done := waitAsync(wctx, w)
+	if _, err := c.Send(ctx, "MixedCase", json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+}

@@ -72,6 +72,10 @@ func WithWaitNotifications(use bool) WaiterOption {
 // Wait only says that a message is visible; another consumer may take it
 // first, so read as usual (Read, Pop, ...) after Wait returns.
 //
+// PGMQ 1.8 to 1.13.0 never notify for a queue whose name has upper-case
+// letters (the trigger looks the queue up under its lower-case table name);
+// a Waiter detects that and polls.
+//
 // PGMQ throttles notifications (at most one per throttle interval, see
 // DefaultNotifyThrottle): an insert right after a notified one is not
 // announced. The Waiter knows the queue's throttle and looks again once it
@@ -145,6 +149,18 @@ func NewPoolWaiter(ctx context.Context, pool *pgxpool.Pool, queue string, opts .
 // Notifications reports whether the Waiter listens for notifications
 // (false: it polls).
 func (w *Waiter) Notifications() bool { return len(w.listened) > 0 }
+
+// String says how the Waiter waits, for logs: on which channels, with which
+// throttle, or why it polls.
+func (w *Waiter) String() string {
+	if !w.opts.notify {
+		return "polling (notifications not used)"
+	}
+	if !w.Notifications() {
+		return "polling: " + w.state.String()
+	}
+	return w.state.String()
+}
 
 // Wait returns nil as soon as the queue has a visible message, or an error
 // wrapping ctx's error when ctx ends first.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,7 +85,7 @@ func (o *orchestrator) watch(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, pgmqclient.ErrUnsupported):
-			o.log.Info("PGMQ has no insert notifications: idle processors poll", "interval", pollInterval, "reason", err)
+			o.log.Info("no usable insert notifications: idle processors poll", "interval", pollInterval, "reason", err)
 			return
 		case err != nil:
 			o.errs.report("watcher", err)
@@ -123,7 +124,7 @@ func (o *orchestrator) watchOnce(ctx context.Context) error {
 		return err
 	}
 	if !w.Notifications() {
-		return &pgmqclient.OpError{Op: "wait", Queue: o.cfg.Queue, Err: pgmqclient.ErrUnsupported}
+		return fmt.Errorf("%w: waiter %v", pgmqclient.ErrUnsupported, w)
 	}
 	o.wake.listening.Store(true)
 	o.log.Info("idle processors wait on insert notifications", "queue", o.cfg.Queue, "throttle", throttle)

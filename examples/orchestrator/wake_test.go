@@ -41,7 +41,7 @@ func TestIdleProcessorsWakeOnNotifications(t *testing.T) {
 	r := start(t, cfg)
 	if !caps.Has(pgmqclient.FeatureNotifyInsert) {
 		waitFor(t, time.Minute, "the log line saying processors poll", func() bool {
-			return strings.Contains(r.out.String(), "PGMQ has no insert notifications")
+			return strings.Contains(r.out.String(), "no usable insert notifications")
 		})
 		return
 	}
