@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrUnsupported is matched (errors.Is) by every *UnsupportedError: the
@@ -220,11 +221,12 @@ FROM pg_catalog.pg_proc AS p
 JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
 WHERE n.nspname = 'pgmq'`
 
-// capsCache holds a Client's capabilities once loaded. The mutex makes
-// concurrent first calls load once; later calls read the pointer only.
+// capsCache holds a Client's capabilities once loaded. Concurrent first
+// calls share one load; a caller whose context ends stops waiting for it.
 type capsCache struct {
-	mu   sync.Mutex
-	caps *Capabilities
+	caps    atomic.Pointer[Capabilities]
+	mu      sync.Mutex
+	loading chan struct{} // closed when the load in progress ends; nil if none
 }
 
 // Capabilities returns what the installed PGMQ offers. The first call asks
@@ -233,23 +235,53 @@ type capsCache struct {
 // makes, cost nothing. Call RefreshCapabilities after upgrading PGMQ.
 // Safe for concurrent use.
 func (c *Client) Capabilities(ctx context.Context) (*Capabilities, error) {
-	c.caps.mu.Lock()
-	defer c.caps.mu.Unlock()
-	if c.caps.caps != nil {
-		return c.caps.caps, nil
+	for {
+		if caps := c.caps.caps.Load(); caps != nil {
+			return caps, nil
+		}
+		c.caps.mu.Lock()
+		if caps := c.caps.caps.Load(); caps != nil {
+			c.caps.mu.Unlock()
+			return caps, nil
+		}
+		if wait := c.caps.loading; wait != nil {
+			c.caps.mu.Unlock()
+			select {
+			case <-wait: // loaded, or failed: look again
+				continue
+			case <-ctx.Done():
+				return nil, opErr("capabilities", "", ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		c.caps.loading = done
+		c.caps.mu.Unlock()
+
+		caps, err := c.loadCapabilities(ctx)
+		c.caps.mu.Lock()
+		if err == nil {
+			c.caps.caps.Store(caps)
+		}
+		c.caps.loading = nil
+		c.caps.mu.Unlock()
+		close(done)
+		return caps, err
 	}
-	return c.loadCapabilities(ctx)
 }
 
 // RefreshCapabilities asks the catalog again, for a PGMQ upgraded (or
-// installed) while the Client was in use, and returns the new answer.
+// installed) while the Client was in use, and keeps and returns the new
+// answer.
 func (c *Client) RefreshCapabilities(ctx context.Context) (*Capabilities, error) {
-	c.caps.mu.Lock()
-	defer c.caps.mu.Unlock()
-	return c.loadCapabilities(ctx)
+	caps, err := c.loadCapabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.caps.caps.Store(caps)
+	return caps, nil
 }
 
-// loadCapabilities runs with c.caps.mu held.
+// loadCapabilities reads the capabilities from the catalog.
 func (c *Client) loadCapabilities(ctx context.Context) (*Capabilities, error) {
 	const op = "capabilities"
 	rows, err := c.db.Query(ctx, capabilitiesSQL)
@@ -281,7 +313,6 @@ func (c *Client) loadCapabilities(ctx context.Context) (*Capabilities, error) {
 	if err != nil {
 		return nil, opErr(op, "", err)
 	}
-	c.caps.caps = caps
 	return caps, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
@@ -114,5 +116,62 @@ func TestFeatureNames(t *testing.T) {
 	e := &pgmqclient.UnsupportedError{Feature: pgmqclient.FeatureTopics, Installed: "extension 1.5.1"}
 	if got, want := e.Error(), "pgmqclient: topics: needs PGMQ 1.11.0 or newer (installed: extension 1.5.1)"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// gatedDB holds every Query until release is closed, and says when one
+// arrived.
+type gatedDB struct {
+	pgmqclient.DB
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *gatedDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	select {
+	case d.entered <- struct{}{}:
+	default:
+	}
+	<-d.release
+	return d.DB.Query(ctx, sql, args...)
+}
+
+// Callers arriving while the first load runs share it, and one whose
+// context ends stops waiting.
+func TestCapabilitiesSharedLoad(t *testing.T) {
+	ctx, _, db := setup(t)
+	gate := &gatedDB{DB: db.Pool, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	c := pgmqclient.New(gate)
+	first := make(chan *pgmqclient.Capabilities, 1)
+	go func() {
+		cs, err := c.Capabilities(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- cs
+	}()
+	<-gate.entered
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.Capabilities(canceled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Capabilities with an ended context during a load = %v, want context.Canceled", err)
+	}
+	second := make(chan *pgmqclient.Capabilities, 1)
+	go func() {
+		cs, err := c.Capabilities(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- cs
+	}()
+	close(gate.release)
+	a, b := <-first, <-second
+	if a == nil || a != b {
+		t.Fatalf("concurrent callers got %p and %p, want the one load", a, b)
+	}
+	select {
+	case <-gate.entered:
+		t.Fatal("a second catalog query was sent")
+	default:
 	}
 }
