@@ -3,7 +3,11 @@
 -- the tables, types and functions pgmqclient calls, with PGMQ's names,
 -- argument names and result shapes (message_record with last_read_at,
 -- metrics_result in its seven-column form), so that the real PGMQ script
--- is a drop-in replacement.
+-- is a drop-in replacement. Beyond PGMQ 1.5 it offers what the project's
+-- tests of the newer operations need: send and set_vt with a timestamp,
+-- set_vt over several ids, insert notifications, FIFO groups, topics and
+-- partitioned queues (not convert_archive_partitioned, whose tests then
+-- check the client's ErrUnsupported).
 
 CREATE SCHEMA pgmq;
 
