@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
 
 // caps returns the client's capabilities, failing the test on error, and
@@ -173,5 +174,20 @@ func TestCapabilitiesSharedLoad(t *testing.T) {
 	case <-gate.entered:
 		t.Fatal("a second catalog query was sent")
 	default:
+	}
+}
+
+// The features each install offers, logged; the compat schema must offer
+// all but convert_archive_partitioned, or CI would test only the
+// ErrUnsupported paths of the newer operations.
+func TestFeaturesOfTheInstall(t *testing.T) {
+	ctx, c, db := setup(t)
+	cs := caps(t, ctx, c)
+	for f := pgmqclient.FeatureSendAt; f <= pgmqclient.FeatureConvertArchivePartitioned; f++ {
+		t.Logf("%-40s since %-7q %v", f, f.Since(), cs.Has(f))
+		want := f != pgmqclient.FeatureConvertArchivePartitioned
+		if db.Install == pgmqtest.InstallCompat && cs.Has(f) != want {
+			t.Errorf("compat schema: Has(%v) = %v, want %v", f, cs.Has(f), want)
+		}
 	}
 }
