@@ -253,3 +253,29 @@ func TestWaiterMixedCaseQueue(t *testing.T) {
 		t.Fatalf("Wait = %v", err)
 	}
 }
+
+// A notification sent before the Waiter listened still opens a throttle
+// window; a message inserted inside it is found when the window ends.
+func TestWaiterCoversThrottleWindowOpenedBeforeIt(t *testing.T) {
+	ctx, c, db := notifying(t, "before", 2*time.Second)
+	if _, err := c.Send(ctx, "before", json.RawMessage(`{}`)); err != nil { // notifies, nobody listens
+		t.Fatal(err)
+	}
+	if got, err := c.Pop(ctx, "before", 1); err != nil || len(got) != 1 {
+		t.Fatalf("Pop = %v, %v", got, err)
+	}
+	w, err := pgmqclient.NewPoolWaiter(ctx, db.Pool, "before", pgmqclient.WithWaitRecheckInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	done := waitAsync(wctx, w)
+	if _, err := c.Send(ctx, "before", json.RawMessage(`{}`)); err != nil { // inside the window: no NOTIFY
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+}

@@ -124,6 +124,11 @@ func NewWaiter(ctx context.Context, conn *pgx.Conn, queue string, opts ...Waiter
 		}
 		w.listened = append(w.listened, ch)
 	}
+	if w.state.throttle > 0 {
+		// An insert just before the LISTEN may have used up the throttle
+		// window: the next one inside it would go unannounced.
+		w.lastNotify = time.Now()
+	}
 	return w, nil
 }
 
