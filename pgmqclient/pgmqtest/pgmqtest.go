@@ -70,6 +70,14 @@ func ServerURL() string {
 // not keep it alive).
 func New(tb testing.TB) *DB {
 	tb.Helper()
+	return NewWithOptions(tb, "")
+}
+
+// NewWithOptions is New with options for CREATE DATABASE appended to the
+// statement, e.g. "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE
+// 'tr-TR'" for a database whose lower() is Turkish.
+func NewWithOptions(tb testing.TB, options string) *DB {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -79,7 +87,7 @@ func New(tb testing.TB) *DB {
 		unreachable(tb, err)
 	}
 	name := "pgmqtest_" + randomHex(8)
-	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" "+options)
 	admin.Close(ctx)
 	if err != nil {
 		tb.Fatalf("pgmqtest: create database %s: %v", name, err)
