@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
@@ -470,8 +470,8 @@ func TestUnsupportedSettings(t *testing.T) {
 		opts    []ProviderOption
 		wantVar string // "" for ErrConflictingExporterOptions
 	}{
-		{name: "exporter prometheus", env: map[string]string{envMetricsExporter: "prometheus"}, wantVar: envMetricsExporter},
-		{name: "exporter list", env: map[string]string{envMetricsExporter: "otlp,console"}, wantVar: envMetricsExporter},
+		{name: "exporter unknown", env: map[string]string{envMetricsExporter: "jaeger"}, wantVar: envMetricsExporter},
+		{name: "exporter list with unknown", env: map[string]string{envMetricsExporter: "otlp,zipkin"}, wantVar: envMetricsExporter},
 		{name: "protocol http/json", env: map[string]string{envProtocol: "http/json"}, wantVar: envProtocol},
 		{
 			name:    "signal protocol wins",
@@ -629,31 +629,19 @@ func TestResource(t *testing.T) {
 			}
 		}
 	})
-	t.Run("malformed attributes keep the rest", func(t *testing.T) {
+	t.Run("malformed attributes fail, reported once", func(t *testing.T) {
 		cleanEnv(t)
 		t.Setenv("OTEL_SERVICE_NAME", "orders")
 		t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "team=core,broken")
-		var (
-			mu       sync.Mutex
-			reported []error
-		)
-		prev := otel.GetErrorHandler()
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			reported = append(reported, err)
-		}))
-		t.Cleanup(func() { otel.SetErrorHandler(prev) })
-		r := resourceOf(t)
-		for k, want := range map[string]string{"service.name": "orders", "team": "core"} {
-			if got := attr(r, k); got != want {
-				t.Errorf("%s = %q, want %q", k, got, want)
-			}
+		handled := captureHandled(t)
+		_, err := NewMeterProvider(context.Background())
+		var envErr *EnvError
+		if !errors.As(err, &envErr) || envErr.Name != "OTEL_RESOURCE_ATTRIBUTES" || !strings.Contains(err.Error(), `"broken"`) {
+			t.Fatalf("err = %v, want an *EnvError naming OTEL_RESOURCE_ATTRIBUTES and the bad pair", err)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !slices.ContainsFunc(reported, func(err error) bool { return errors.Is(err, resource.ErrPartialResource) }) {
-			t.Errorf("malformed OTEL_RESOURCE_ATTRIBUTES not reported; got %v", reported)
+		// The SDK never ran, so it reported nothing on top.
+		if got := handled(); len(got) != 0 {
+			t.Errorf("also handed to otel.Handle: %v", got)
 		}
 	})
 }
