@@ -179,7 +179,7 @@ func wrap(i int, b snippet) string {
 }
 
 func goCmd(dir string, args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+	cmd := exec.Command("go", args...) // the go on PATH, as for go test itself
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
