@@ -64,6 +64,8 @@ type providerConfig struct {
 	interval time.Duration
 	views    []sdkmetric.View
 	wrap     []func(sdkmetric.Exporter) sdkmetric.Exporter
+	// periodicReaders counts the periodic readers built here.
+	periodicReaders int
 }
 
 // WithExporterOptions configures the OTLP gRPC exporter. The options are
@@ -136,6 +138,8 @@ type Provider struct {
 	meters metric.MeterProvider
 	sdk    *sdkmetric.MeterProvider // nil when disabled
 	down   atomic.Bool
+	// flushFirst: Shutdown flushes before it stops the periodic readers.
+	flushFirst bool
 }
 
 var _ metric.MeterProvider = (*Provider)(nil)
@@ -246,7 +250,7 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		return nil, err
 	}
 
-	readers, err := exporters.readers(ctx, protocol, cfg)
+	readers, err := exporters.readers(ctx, protocol, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +262,7 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		sdkOpts = append(sdkOpts, sdkmetric.WithView(cfg.views...))
 	}
 	mp := sdkmetric.NewMeterProvider(sdkOpts...)
-	return &Provider{meters: mp, sdk: mp}, nil
+	return &Provider{meters: mp, sdk: mp, flushFirst: cfg.periodicReaders > 0}, nil
 }
 
 // Meter implements metric.MeterProvider.
@@ -282,16 +286,33 @@ func (p *Provider) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown exports the last values and releases the exporter and readers.
-// The periodic reader makes a final collection and export as it stops, so
-// no separate flush is needed. It returns when ctx is done at the latest;
-// without a deadline the SDK bounds it by OTEL_METRIC_EXPORT_TIMEOUT. Only
-// the first call does anything; later ones return nil. After Shutdown,
+// It returns when ctx is done at the latest (give it a deadline: with the
+// Collector down, an export otherwise waits for its own timeout); without
+// a deadline the SDK bounds it by OTEL_METRIC_EXPORT_TIMEOUT. Only the
+// first call does anything; later ones return nil. After Shutdown,
 // instruments record nothing.
+//
+// With a periodic reader (OTLP, console) it first flushes, then stops the
+// reader. The SDK stops the reader's run loop by cancelling whatever
+// collection or export that loop is running, and hands the resulting
+// "context canceled" to otel.Handle: a spurious error at about 1 shutdown
+// in 12 of the example orchestrator. After a flush the loop is idle and
+// its ticker was just reset to a full interval, so there is nothing to
+// cancel. The reader's own final collection and export follow as always
+// (a second export at shutdown, of the same cumulative values). Readers
+// built by autoexport (a lone "console") are not flushed first.
 func (p *Provider) Shutdown(ctx context.Context) error {
 	if p.sdk == nil || !p.down.CompareAndSwap(false, true) {
 		return nil
 	}
+	var flushErr error
+	if p.flushFirst {
+		flushErr = p.sdk.ForceFlush(ctx)
+	}
 	if err := p.sdk.Shutdown(ctx); err != nil {
+		if flushErr != nil {
+			err = flushErr // the first failure says why; the second repeats it
+		}
 		return fmt.Errorf("otelmetrics: shut down meter provider: %w", err)
 	}
 	return nil
@@ -333,7 +354,7 @@ func exportProtocol(cfg providerConfig) (string, error) {
 // reader. The SDK reads its OTEL_EXPORTER_OTLP_* variables here and
 // applies the options from code after them. Neither exporter connects
 // before the first export.
-func newOTLPReader(ctx context.Context, protocol string, cfg providerConfig) (sdkmetric.Reader, error) {
+func newOTLPReader(ctx context.Context, protocol string, cfg *providerConfig) (sdkmetric.Reader, error) {
 	var (
 		exp sdkmetric.Exporter
 		err error
@@ -351,7 +372,13 @@ func newOTLPReader(ctx context.Context, protocol string, cfg providerConfig) (sd
 			exp = wrapped
 		}
 	}
-	return sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.interval)), nil
+	return cfg.periodic(exp), nil
+}
+
+// periodic puts exp in a periodic reader.
+func (c *providerConfig) periodic(exp sdkmetric.Exporter) sdkmetric.Reader {
+	c.periodicReaders++
+	return sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(c.interval))
 }
 
 // newResource detects the resource; later sources win over earlier ones, so

@@ -68,7 +68,7 @@ func metricsExporters() (exporterSet, error) {
 }
 
 // readers builds the readers of the set.
-func (s exporterSet) readers(ctx context.Context, protocol string, cfg providerConfig) (readers []sdkmetric.Reader, err error) {
+func (s exporterSet) readers(ctx context.Context, protocol string, cfg *providerConfig) (readers []sdkmetric.Reader, err error) {
 	defer func() {
 		if err != nil {
 			for _, r := range readers {
@@ -107,7 +107,7 @@ func (s exporterSet) readers(ctx context.Context, protocol string, cfg providerC
 		if err != nil {
 			return readers, fmt.Errorf("otelmetrics: console exporter: %w", err)
 		}
-		readers = append(readers, sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.interval)))
+		readers = append(readers, cfg.periodic(exp))
 	}
 	return readers, nil
 }

@@ -75,7 +75,7 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-summary", "-1s"}, "-summary"},
 		{[]string{"-grace", "-1s"}, "-grace"},
 		{[]string{"-max-conns", "-1"}, "-max-conns"},
-		{[]string{"-queue", "bad-name"}, "-queue"},
+		{[]string{"-queue", "bad;name"}, "-queue"},
 		{[]string{"-queue", ""}, "-queue"},
 		{[]string{"-health-addr", "localhost"}, "-health-addr"},
 		{[]string{"extra"}, "argument"},

@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +42,9 @@ const (
 	InstallSQLFile   = "sql-file"
 	InstallCompat    = "compat"
 )
+
+// fileVersion finds a release number in an install file's name.
+var fileVersion = regexp.MustCompile(`\d+\.\d+\.\d+`)
 
 //go:embed compat.sql
 var compatSQL string
@@ -123,7 +128,11 @@ func (db *DB) install(ctx context.Context) (why string, err error) {
 	_, err = db.Pool.Exec(ctx, "CREATE EXTENSION pgmq")
 	if err == nil {
 		db.Install = InstallExtension
-		return "", nil
+		var v string
+		if err := db.Pool.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'pgmq'").Scan(&v); err != nil {
+			return "", err
+		}
+		return " (version " + v + ")", nil
 	}
 	skipped := []string{fmt.Sprintf("extension: %v", err)}
 
@@ -131,7 +140,13 @@ func (db *DB) install(ctx context.Context) (why string, err error) {
 		err := db.runScript(ctx, path)
 		if err == nil {
 			db.Install = InstallSQLFile
-			return fmt.Sprintf(" (%s)", path), nil
+			// A SQL install file does not record its version; its name
+			// usually does (pgmq-1.5.1.sql).
+			version := "version not in the file name"
+			if v := fileVersion.FindString(filepath.Base(path)); v != "" {
+				version = "version " + v
+			}
+			return fmt.Sprintf(" (%s, %s)", path, version), nil
 		}
 		skipped = append(skipped, fmt.Sprintf("PGMQ_SQL=%s: %v", path, err))
 		// Leave no half-installed schema behind for the next method.
