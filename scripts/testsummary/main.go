@@ -71,6 +71,8 @@ func passThrough(r io.Reader, w io.Writer, verbose bool) {
 		}
 		key := e.Package + "/" + e.Test
 		switch {
+		case e.Test == "" && e.Action == "output" && !verbose && quiet[e.Output]:
+			// Lines the test binary prints that go test hides without -v.
 		case e.Action == "build-output" || e.Test == "" && e.Action == "output":
 			fmt.Fprint(w, e.Output)
 		case e.Action == "output" && verbose:
@@ -85,6 +87,9 @@ func passThrough(r io.Reader, w io.Writer, verbose bool) {
 		}
 	}
 }
+
+// quiet are package-level lines plain go test does not show.
+var quiet = map[string]bool{"PASS\n": true, "testing: warning: no tests to run\n": true}
 
 // summary accumulates saved runs.
 type summary struct {
