@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // pgmqState says whether and how PGMQ is in a database.
@@ -83,8 +81,7 @@ func pgmqMissingHelp(where string) string {
   source) and start again with:
       scripts/stack.sh -orchestrator -pgmq-sql path/to/pgmq.sql
   or install it yourself: psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f path/to/pgmq.sql
-  (where the extension is available: CREATE EXTENSION pgmq).
-  (%s)`, where, pgmqclient.InstallHint)
+  (where the extension is available: CREATE EXTENSION pgmq).`, where)
 }
 
 // describeURL names the database of a connection string without its
