@@ -189,6 +189,9 @@ func checkEndpoint(name string) error {
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return nil
 	}
+	if err == nil && (u.Scheme == "unix" || u.Scheme == "unix-abstract") && u.Path != "" {
+		return nil // a gRPC socket, which the SDK dials as given
+	}
 	supported := "a URL with scheme and host, e.g. http://collector:4317 (plain text) or https://collector:4317 (TLS)"
 	if err == nil && u.Scheme != "" && u.Opaque != "" && !strings.Contains(v, "//") {
 		// host:port read as scheme:opaque.

@@ -121,6 +121,7 @@ func TestWellConfiguredVariablesAreQuiet(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_TIMEOUT":                        "5000",
 		"OTEL_RESOURCE_ATTRIBUTES":                          "team=core,region=eu%20west",
 		"OTEL_EXPORTER_OTLP_HEADERS":                        "x-tenant=acme,x-api-key=s3cr%3Dt",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT":               "http://" + sink.addr + "/",
 	} {
 		t.Setenv(k, v)
 	}
@@ -159,5 +160,15 @@ func TestMalformedHeadersNeverPrintTheSecret(t *testing.T) {
 				t.Fatalf("the secret was printed: %s", all)
 			}
 		})
+	}
+}
+
+// Endpoints the SDK reads as meant pass the check.
+func TestEndpointForms(t *testing.T) {
+	for _, v := range []string{"http://127.0.0.1:4317", "https://collector.example:443", "http://[::1]:4317/", "unix:///run/otelcol.sock"} {
+		t.Setenv(envEndpoint, v)
+		if err := checkEndpoint(envEndpoint); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
