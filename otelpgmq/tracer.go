@@ -68,8 +68,8 @@ type opState struct {
 	queue   string
 	op      pgmqclient.Operation
 	start   time.Time
-	span    trace.Span   // nil for receives, whose span is made at the end
-	creates []trace.Span // a batch's create spans, in payload order
+	span    trace.Span      // nil for receives, whose span is made at the end
+	creates []trace.Span    // a batch's create spans, in payload order
 	parent  context.Context // a receive's caller context
 	qty     int
 	vt      time.Duration

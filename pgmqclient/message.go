@@ -108,7 +108,9 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 		if len(hs) == 1 {
 			o.headers = hs[0]
 		}
-		defer func() { tr.TraceSendEnd(ctx, c, TraceSendEndData{MsgID: id, HeadersAdded: sent && err == nil, Err: err}) }()
+		defer func() {
+			tr.TraceSendEnd(ctx, c, TraceSendEndData{MsgID: id, HeadersAdded: sent && err == nil, Err: err})
+		}()
 		if err != nil {
 			return 0, opErr(op, queue, err)
 		}
