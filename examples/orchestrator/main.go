@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
@@ -69,6 +70,9 @@ type Config struct {
 	Summary     time.Duration // -summary: time between summary lines; 0 logs none
 	Grace       time.Duration // -grace: how long work in progress may go on after a stop
 	MaxConns    int32         // -max-conns: pool size; 0 picks one (see poolConfig)
+
+	// spanProcessor, when set, sees every span next to the exporter (tests).
+	spanProcessor sdktrace.SpanProcessor
 }
 
 // ConfigError reports an invalid flag or environment variable. It is found
