@@ -64,3 +64,23 @@ for v in sampled throttled; do
   printf 'bar 5 full collection (3 pools, 100 queues, 10 kinds), %-9s %10s ns/op %8s B/op %6s allocs/op\n' \
     "$v" "$(median "BenchmarkFullCollection/$v" ns/op)" "$(median "BenchmarkFullCollection/$v" B/op)" "$(median "BenchmarkFullCollection/$v" allocs/op)"
 done
+
+# Tracing (otelpgmq): instrumented Send and Read against the plain call in
+# the same run (interleaved, so both see the same load), and the process
+# helper's own cost.
+go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess)$' \
+  ./otelpgmq | tee -a "$raw"
+for op in Send Read; do
+  for v in sampled unsampled; do
+    tr=$(median "BenchmarkInstrumented$op/$v" traced_ns/op)
+    pl=$(median "BenchmarkInstrumented$op/$v" plain_ns/op)
+    r=$(median "BenchmarkInstrumented$op/$v" ratio)
+    printf 'bar 6 instrumented %-4s %-9s %9.1f us | baseline uninstrumented %9.1f us | ratio %5.3fx (<= 1.05x) | %s\n' \
+      "$op" "$v" "$(awk -v x="$tr" 'BEGIN { print x / 1e3 }')" "$(awk -v x="$pl" 'BEGIN { print x / 1e3 }')" "$r" \
+      "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.05) }')")"
+  done
+done
+for v in sampled unsampled bare; do
+  printf 'bar 7 process helper (span, processor count, metrics) %-9s %9s ns/op %6s B/op %4s allocs/op (recorded, no target)\n' \
+    "$v" "$(median "BenchmarkProcess/$v" ns/op)" "$(median "BenchmarkProcess/$v" B/op)" "$(median "BenchmarkProcess/$v" allocs/op)"
+done

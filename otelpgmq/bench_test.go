@@ -1,0 +1,165 @@
+package otelpgmq_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelpgmq"
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+)
+
+// benchTracer is a Tracer on real SDK providers: spans sampled (batched to
+// an exporter that discards them) or not, metrics aggregated.
+func benchTracer(b *testing.B, sampled bool) (*otelpgmq.Tracer, *otelmetrics.Metrics) {
+	b.Helper()
+	sampler := sdktrace.NeverSample()
+	if sampled {
+		sampler = sdktrace.AlwaysSample()
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	m, err := otelmetrics.New(otelmetrics.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithMeterProvider(mp), otelpgmq.WithPropagator(w3c)), m
+}
+
+var samplings = []struct {
+	name    string
+	sampled bool
+}{{"sampled", true}, {"unsampled", false}}
+
+// BenchmarkInstrumentedSend alternates an uninstrumented and an
+// instrumented Send on the same database, each to its own queue, and
+// reports both (plain_ns/op, traced_ns/op) and their ratio: the two see the
+// same machine load.
+func BenchmarkInstrumentedSend(b *testing.B) {
+	for _, s := range samplings {
+		b.Run(s.name, func(b *testing.B) {
+			db := pgmqtest.New(b)
+			ctx := b.Context()
+			tr, _ := benchTracer(b, s.sampled)
+			plain, traced := pgmqclient.New(db.Pool), pgmqclient.New(db.Pool, pgmqclient.WithTracer(tr))
+			for _, q := range []string{"plain", "traced"} {
+				if err := plain.CreateQueue(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			payload := json.RawMessage(`{"order_id":42}`)
+			// Warm both paths (connections, the headers check).
+			if _, err := plain.Send(ctx, "plain", payload); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := traced.Send(ctx, "traced", payload); err != nil {
+				b.Fatal(err)
+			}
+			var tPlain, tTraced time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := plain.Send(ctx, "plain", payload); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, err := traced.Send(ctx, "traced", payload); err != nil {
+					b.Fatal(err)
+				}
+				tTraced += time.Since(t1)
+				tPlain += t1.Sub(t0)
+			}
+			report(b, tPlain, tTraced)
+		})
+	}
+}
+
+// BenchmarkInstrumentedRead is BenchmarkInstrumentedSend for Read: each
+// client reads the one message of its queue (sent with trace headers)
+// with a zero visibility timeout, so every read finds it again.
+func BenchmarkInstrumentedRead(b *testing.B) {
+	for _, s := range samplings {
+		b.Run(s.name, func(b *testing.B) {
+			db := pgmqtest.New(b)
+			ctx := b.Context()
+			tr, _ := benchTracer(b, s.sampled)
+			plain, traced := pgmqclient.New(db.Pool), pgmqclient.New(db.Pool, pgmqclient.WithTracer(tr))
+			for _, q := range []string{"plain", "traced"} {
+				if err := plain.CreateQueue(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := traced.Send(ctx, q, json.RawMessage(`{"order_id":42}`)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			read := func(c *pgmqclient.Client, q string) {
+				msgs, err := c.Read(ctx, q, 0, 1)
+				if err != nil || len(msgs) != 1 {
+					b.Fatalf("read %s: %d messages, %v", q, len(msgs), err)
+				}
+			}
+			read(plain, "plain")
+			read(traced, "traced")
+			var tPlain, tTraced time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				read(plain, "plain")
+				t1 := time.Now()
+				read(traced, "traced")
+				tTraced += time.Since(t1)
+				tPlain += t1.Sub(t0)
+			}
+			report(b, tPlain, tTraced)
+		})
+	}
+}
+
+func report(b *testing.B, plain, traced time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(float64(plain.Nanoseconds())/n, "plain_ns/op")
+	b.ReportMetric(float64(traced.Nanoseconds())/n, "traced_ns/op")
+	b.ReportMetric(float64(traced)/float64(plain), "ratio")
+}
+
+// BenchmarkProcess is the process helper's own cost around a function that
+// does nothing: span, processor count and metrics, with the message's
+// trace context extracted from its headers. "bare" is the processor count
+// alone, for comparison.
+func BenchmarkProcess(b *testing.B) {
+	msg := pgmqclient.Message{ID: 42, ReadCount: 1, EnqueuedAt: time.Now(),
+		Headers: json.RawMessage(`{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tenant":"a"}`)}
+	noop := func(context.Context) error { return nil }
+	for _, s := range samplings {
+		b.Run(s.name, func(b *testing.B) {
+			tr, m := benchTracer(b, s.sampled)
+			kind := m.Processor("bench")
+			ctx := context.Background()
+			for b.Loop() {
+				if err := tr.Process(ctx, "bench", kind, msg, noop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) {
+		_, m := benchTracer(b, false)
+		kind := m.Processor("bench")
+		ctx := context.Background()
+		for b.Loop() {
+			run := kind.Start()
+			_ = noop(ctx)
+			run.Finish()
+		}
+	})
+}
