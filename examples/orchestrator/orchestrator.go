@@ -321,11 +321,18 @@ func (o *orchestrator) processOne(stop, work context.Context) (handled bool, err
 }
 
 // Outcomes of work that are not the processor's errors; Process records
-// them on the span and in messaging.process.duration's error.type.
+// them on the span and, by their ErrorType, as error.type of
+// messaging.process.duration.
 var (
-	errTaskFailed = errors.New("task failed")
-	errAbandoned  = errors.New("abandoned at shutdown")
+	errTaskFailed error = outcome("task_failed")
+	errAbandoned  error = outcome("abandoned")
 )
+
+// outcome is an error whose text is also its error.type.
+type outcome string
+
+func (o outcome) Error() string     { return strings.ReplaceAll(string(o), "_", " ") }
+func (o outcome) ErrorType() string { return string(o) }
 
 // work works on one message and archives it on success.
 func (o *orchestrator) work(ctx context.Context, c *pgmqclient.Client, msg pgmqclient.Message) error {

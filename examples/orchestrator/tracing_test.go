@@ -29,7 +29,7 @@ func TestOneTracePerMessage(t *testing.T) {
 
 	var send, proc, archive sdktrace.ReadOnlySpan
 	var failed bool
-	waitFor(t, time.Minute, "a message traced from send to archive, and a failed attempt", func() bool {
+	waitFor(t, time.Minute, "a message traced from send to archive, and a failed attempt with error.type task_failed", func() bool {
 		spans := rec.Ended()
 		byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
 		for _, s := range spans {
@@ -37,7 +37,9 @@ func TestOneTracePerMessage(t *testing.T) {
 		}
 		for _, s := range spans {
 			if s.Name() == "process task_requests" && s.Status().Code == codes.Error {
-				failed = true
+				for _, kv := range s.Attributes() {
+					failed = failed || (kv.Key == "error.type" && kv.Value.AsString() == "task_failed")
+				}
 			}
 			if s.Name() != "archive task_requests" {
 				continue
