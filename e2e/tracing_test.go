@@ -133,6 +133,20 @@ func TestTracesEndToEnd(t *testing.T) {
 			found.Labels, found.Value, found.Series["le"], trace.TraceID, len(trace.Spans))
 	})
 
+	t.Run("dashboard", func(t *testing.T) {
+		// Every query returns data, the messaging panels included: with
+		// -fail-rate 0.2 and -vt 2s, failures and redeliveries happen.
+		path, err := stack.DashboardPath()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range s.CheckDashboard(t, path) {
+			if r.Panel == "Processing duration p50 / p95 / p99" || r.Panel == "Redeliveries" || r.Panel == "Processing failures" {
+				t.Logf("dashboard %q/%s: %d series, first %v", r.Panel, r.RefID, len(r.Samples), firstValue(r.Samples))
+			}
+		}
+	})
+
 	if code := worker.stop(t); code != 0 {
 		t.Errorf("orchestrator exited %d after SIGTERM, want 0\n%s", code, worker.output())
 	}
