@@ -1,13 +1,16 @@
 // Command orchestrator is a small but complete orchestrator built on PGMQ
-// and instrumented with otelmetrics. It is meant to be read and copied.
+// and instrumented with otelmetrics and otelpgmq. It is meant to be read
+// and copied.
 //
 // A producer enqueues task requests at a steady rate; a pool of processors
 // reads them, works on each (a timer stands in for real work) and archives
 // it on success. A failed message is left alone and becomes visible again
 // once its visibility timeout has passed, so another processor retries it.
 //
-// Active processors, connection pool utilization and queue depth are
-// exported over OTLP, configured by the standard OTEL_* variables, and
+// Every message is traced from its send to its processing (one trace: the
+// process span is the send span's child) and the messaging metrics are
+// recorded. Active processors, connection pool utilization and queue depth
+// are exported over OTLP, configured by the standard OTEL_* variables, and
 // served as JSON on the health endpoint (default
 // http://127.0.0.1:8080/healthz). A one-line summary is logged every few
 // seconds.
