@@ -47,7 +47,10 @@ func TestTracesEndToEnd(t *testing.T) {
 	db := pgmqtest.New(t)
 	bin := buildOrchestrator(t)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "200") // export spans within a fraction of a second
-	worker := startOrchestrator(t, bin, s, db.URL, "e2e-traced",
+	// pool_min_idle_conns makes the pool report db.client.connection.idle.min,
+	// which a dashboard query reads.
+	dbURL := withQueryParam(t, db.URL, "pool_min_idle_conns", "1")
+	worker := startOrchestrator(t, bin, s, dbURL, "e2e-traced",
 		"-processors", "2", "-rate", "5", "-work", "100ms", "-queue", tracedQueue, "-fail-rate", "0.2", "-vt", "2s")
 
 	sendName, processName := "send "+tracedQueue, "process "+tracedQueue
