@@ -2,7 +2,9 @@
 # Runs the demo pipeline without Docker, on 127.0.0.1: the OpenTelemetry
 # Collector (built from e2e/cmd/otelcol) with collector-config.yaml on
 # 4317/4318 (metrics on 8889), and Prometheus with deploy/prometheus
-# (scrape jobs and alert rules) on 9090. Ctrl-C stops everything.
+# (scrape jobs and alert rules, exemplar storage on) on 9090. Traces go to
+# -backend (an OTLP gRPC Jaeger, for example the one e2e/cmd/jaegerbin
+# builds). Ctrl-C stops everything.
 #
 #   scripts/stack.sh                       # collector + Prometheus
 #   scripts/stack.sh -orchestrator         # ... and examples/orchestrator (needs
