@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // sum returns the value of the counter point whose attributes include want.
@@ -136,4 +138,34 @@ func attributeSets(m metricdata.Metrics) []attribute.Set {
 		}
 	}
 	return out
+}
+
+// The conventions' buckets are advice: a View replaces them.
+func TestViewOverridesBuckets(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	view := sdkmetric.NewView(sdkmetric.Instrument{Name: otelpgmq.MetricProcessDuration},
+		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: []float64{1, 60}}})
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithView(view))
+	defer mp.Shutdown(context.Background())
+	tr := otelpgmq.NewTracer(otelpgmq.WithMeterProvider(mp))
+	if err := tr.Process(context.Background(), "v", nil, pgmqclient.Message{ID: 1}, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != otelpgmq.MetricProcessDuration {
+				continue
+			}
+			pts := m.Data.(metricdata.Histogram[float64]).DataPoints
+			if len(pts) != 1 || !slices.Equal(pts[0].Bounds, []float64{1, 60}) {
+				t.Errorf("process.duration points %+v, want the View's bounds", pts)
+			}
+			return
+		}
+	}
+	t.Error("no messaging.process.duration collected")
 }
