@@ -3,6 +3,7 @@ package otelpgmq
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -30,6 +31,24 @@ type Tracer struct {
 	propagator propagation.TextMapPropagator
 	inst       *instruments
 	now        func() time.Time
+	starts     sync.Map // spanKey -> []trace.SpanStartOption, built once per queue and operation
+}
+
+// spanKey names the start options of one kind of span on one queue.
+type spanKey struct {
+	queue string
+	op    string
+}
+
+// startOptions returns the kind and attribute options of spans named by k,
+// building them once: most spans of a program repeat a few of them.
+func (t *Tracer) startOptions(k spanKey, kind trace.SpanKind, opType attribute.KeyValue) []trace.SpanStartOption {
+	if o, ok := t.starts.Load(k); ok {
+		return o.([]trace.SpanStartOption)
+	}
+	o := []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)}
+	t.starts.Store(k, o)
+	return o
 }
 
 // The hooks Tracer implements.
@@ -121,9 +140,7 @@ func errType(err error) string {
 func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendStartData) context.Context {
 	start := t.now()
 	ctx, span := t.tracer.Start(ctx, "send "+data.Queue,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithTimestamp(start),
-		trace.WithAttributes(baseAttrs(data.Queue, semconv.MessagingOperationTypeSend, string(pgmqclient.OperationSend))...))
+		t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, trace.SpanKindProducer, semconv.MessagingOperationTypeSend)...)
 	t.propagator.Inject(ctx, propagation.MapCarrier(data.Headers))
 	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span})
 }
@@ -134,12 +151,11 @@ func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pg
 	if s == nil {
 		return
 	}
-	end := t.now()
-	t.finishSend(ctx, s, 1, end, data.Err)
-	if data.Err == nil {
+	t.finishSend(ctx, s, 1, t.now(), data.Err)
+	if data.Err == nil && s.span.IsRecording() {
 		s.span.SetAttributes(msgID(data.MsgID))
 	}
-	endSpan(s.span, data.Err, trace.WithTimestamp(end))
+	endSpan(s.span, data.Err)
 }
 
 // finishSend records sent.messages and operation.duration.
@@ -279,16 +295,15 @@ func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqcli
 // TraceSettleStart starts the "<operation> <queue>" settle span.
 func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleStartData) context.Context {
 	start := t.now()
-	attrs := baseAttrs(data.Queue, semconv.MessagingOperationTypeSettle, string(data.Operation))
-	if len(data.MsgIDs) == 1 {
-		attrs = append(attrs, msgID(data.MsgIDs[0]))
-	} else {
-		attrs = append(attrs, semconv.MessagingBatchMessageCount(len(data.MsgIDs)))
-	}
 	ctx, span := t.tracer.Start(ctx, string(data.Operation)+" "+data.Queue,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(start),
-		trace.WithAttributes(attrs...))
+		t.startOptions(spanKey{data.Queue, string(data.Operation)}, trace.SpanKindClient, semconv.MessagingOperationTypeSettle)...)
+	if span.IsRecording() {
+		if len(data.MsgIDs) == 1 {
+			span.SetAttributes(msgID(data.MsgIDs[0]))
+		} else {
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.MsgIDs)))
+		}
+	}
 	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span})
 }
 
@@ -298,8 +313,7 @@ func (t *Tracer) TraceSettleEnd(ctx context.Context, _ *pgmqclient.Client, data 
 	if s == nil {
 		return
 	}
-	end := t.now()
 	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)},
-		end.Sub(s.start).Seconds())
-	endSpan(s.span, data.Err, trace.WithTimestamp(end))
+		t.now().Sub(s.start).Seconds())
+	endSpan(s.span, data.Err)
 }

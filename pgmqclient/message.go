@@ -102,12 +102,8 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 	if tr := c.hooks.send; tr != nil {
 		added := map[string]string{}
 		ctx = tr.TraceSendStart(ctx, c, TraceSendStartData{Queue: queue, Delay: time.Duration(delay) * time.Second, Headers: added})
-		var hs []json.RawMessage
 		var sent bool
-		hs, sent, err = c.hookHeaders(ctx, []json.RawMessage{o.headers}, []map[string]string{added})
-		if len(hs) == 1 {
-			o.headers = hs[0]
-		}
+		o.headers, sent, err = c.hookHeader(ctx, o.headers, added)
 		defer func() {
 			tr.TraceSendEnd(ctx, c, TraceSendEndData{MsgID: id, HeadersAdded: sent && err == nil, Err: err})
 		}()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -47,6 +48,19 @@ func (c *Client) sendTakesHeaders(ctx context.Context) (bool, error) {
 	return yes, nil
 }
 
+// hookHeader is hookHeaders for one message.
+func (c *Client) hookHeader(ctx context.Context, h json.RawMessage, added map[string]string) (json.RawMessage, bool, error) {
+	if len(added) == 0 {
+		return h, false, nil
+	}
+	ok, err := c.sendTakesHeaders(ctx)
+	if err != nil || !ok {
+		return h, false, err
+	}
+	out, merged := mergeHeaders(h, added)
+	return out, merged, nil
+}
+
 // hookHeaders merges the keys a hook added into each message's headers
 // (see TraceSendStartData.Headers). headers[i] are the caller's headers for
 // message i (nil for none; headers itself may be nil); added[i] the hook's.
@@ -87,6 +101,9 @@ func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, add
 // are skipped; h that is not an object is returned unchanged. It reports
 // whether any key was added.
 func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bool) {
+	if h == nil {
+		return newHeaders(add)
+	}
 	var obj map[string]json.RawMessage
 	if h != nil {
 		if t := bytes.TrimLeft(h, " \t\r\n"); len(t) == 0 || t[0] != '{' {
@@ -122,4 +139,45 @@ func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bo
 		return h, false
 	}
 	return b, true
+}
+
+// newHeaders writes add as a JSON object of strings, keys sorted, without
+// the reserved keys: the common case (the caller sent no headers) without
+// a map decode and a reflective encode per message.
+func newHeaders(add map[string]string) (json.RawMessage, bool) {
+	keys := make([]string, 0, len(add))
+	for k := range add {
+		if !strings.HasPrefix(strings.ToLower(k), reservedHeaderPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, false
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, 128)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, add[k])
+	}
+	return append(b, '}'), true
+}
+
+// appendJSONString appends s as a JSON string. Plain printable ASCII (all a
+// propagator writes) is copied; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
