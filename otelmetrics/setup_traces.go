@@ -15,10 +15,13 @@ import (
 )
 
 // Variables NewTracerProvider reads itself; autoexport, autoprop and the
-// SDK read the others.
+// SDK read the others. (This file depends on setup.go only for the
+// resource, so that traces and metrics describe the same process.)
 const (
-	envTracesExporter = "OTEL_TRACES_EXPORTER"
-	envTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	envTracesExporter    = "OTEL_TRACES_EXPORTER"
+	envTracesProtocol    = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	envTracesAnyProtocol = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	envTracesSDKDisabled = "OTEL_SDK_DISABLED"
 )
 
 // TracerProviderOption configures NewTracerProvider. A nil one is ignored.
@@ -96,7 +99,7 @@ func NewTracerProvider(ctx context.Context, opts ...TracerProviderOption) (*sdkt
 			o.applyTracer(&cfg)
 		}
 	}
-	if sdkDisabled() {
+	if strings.EqualFold(strings.TrimSpace(os.Getenv(envTracesSDKDisabled)), "true") {
 		return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())), nil
 	}
 	res, err := newResource(ctx, cfg.resource)
@@ -123,7 +126,7 @@ func NewTracerProvider(ctx context.Context, opts ...TracerProviderOption) (*sdkt
 // exporter with no protocol set speaks gRPC, this module's default.
 func newSpanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	name := strings.TrimSpace(os.Getenv(envTracesExporter))
-	if (name == "" || name == "otlp") && os.Getenv(envTracesProtocol) == "" && os.Getenv(envProtocol) == "" {
+	if (name == "" || name == "otlp") && os.Getenv(envTracesProtocol) == "" && os.Getenv(envTracesAnyProtocol) == "" {
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("otelmetrics: create OTLP gRPC span exporter: %w", err)
