@@ -32,8 +32,9 @@
 // messaging.client.sent.messages, messaging.client.consumed.messages,
 // messaging.client.operation.duration, messaging.process.duration,
 // pgmq.message.wait.duration (enqueued_at to the first read, including any
-// send delay) and pgmq.message.redeliveries (messages read again,
-// read_ct > 1). Metric attributes are messaging.system,
+// send delay; a wait that cannot be known is counted in
+// pgmq.message.wait.skipped instead) and pgmq.message.redeliveries
+// (messages read again, read_ct > 1). Metric attributes are messaging.system,
 // messaging.destination.name, messaging.operation.name and .type and
 // error.type: never a message id, which goes on spans only.
 //

@@ -30,6 +30,7 @@ const (
 	MetricProcessDuration   = "messaging.process.duration"
 	MetricWaitDuration      = "pgmq.message.wait.duration"
 	MetricRedeliveries      = "pgmq.message.redeliveries"
+	MetricWaitSkipped       = "pgmq.message.wait.skipped"
 )
 
 // DurationBuckets are the explicit bucket boundaries, in seconds, the
@@ -52,6 +53,7 @@ type instruments struct {
 	procDuration messagingconv.ProcessDuration
 	wait         metric.Float64Histogram
 	redeliveries metric.Int64Counter
+	waitSkipped  metric.Int64Counter
 
 	sets sync.Map // setKey -> metric.MeasurementOption
 }
@@ -87,6 +89,11 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	if in.redeliveries, err = meter.Int64Counter(MetricRedeliveries,
 		metric.WithUnit("{message}"),
 		metric.WithDescription("Messages received again after an earlier read (read_ct > 1).")); err != nil {
+		otel.Handle(err)
+	}
+	if in.waitSkipped, err = meter.Int64Counter(MetricWaitSkipped,
+		metric.WithUnit("{message}"),
+		metric.WithDescription("First reads whose wait was left out of pgmq.message.wait.duration, by reason.")); err != nil {
 		otel.Handle(err)
 	}
 	return in
@@ -125,4 +132,17 @@ func (in *instruments) attrs(k setKey) metric.MeasurementOption {
 
 func (in *instruments) recordOperation(ctx context.Context, k setKey, seconds float64) {
 	in.opDuration.Inst().Record(ctx, seconds, in.attrs(k))
+}
+
+// AttrSkipReason says why a wait was left out of pgmq.message.wait.duration.
+const AttrSkipReason = "pgmq.skip.reason"
+
+// skipAttrs returns the attributes of pgmq.message.wait.skipped for queue:
+// the only reason so far is clock_skew.
+func (in *instruments) skipAttrs(queue string) metric.MeasurementOption {
+	return metric.WithAttributeSet(attribute.NewSet(
+		semconv.MessagingSystemKey.String(System),
+		semconv.MessagingDestinationName(queue),
+		attribute.String(AttrSkipReason, "clock_skew"),
+	))
 }

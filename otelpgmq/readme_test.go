@@ -68,8 +68,8 @@ func TestReadmeMetricsTableMatchesCode(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if len(rec.instruments) != 6 {
-		t.Errorf("NewTracer registered %d instruments, want 6: %v", len(rec.instruments), rec.instruments)
+	if len(rec.instruments) != 7 {
+		t.Errorf("NewTracer registered %d instruments, want 7: %v", len(rec.instruments), rec.instruments)
 	}
 	for _, n := range slices.Compact(names) {
 		code, inCode := rec.instruments[n]

@@ -266,7 +266,8 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 // The read time comes from the server where it can: last_read_at (PGMQ
 // 1.11 on), else vt minus the visibility timeout (read and read_with_poll
 // set vt = clock_timestamp() + vt). Only pop, which sets neither, uses this
-// process's clock. A negative wait (clocks apart) is left out.
+// process's clock. A negative wait (clocks apart) is left out and counted in
+// pgmq.message.wait.skipped (reason clock_skew).
 func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqclient.Message, end time.Time) {
 	attrs := t.inst.attrs(setKey{queue: s.queue})
 	var again int64
@@ -285,6 +286,10 @@ func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqcli
 		}
 		if w := read.Sub(m.EnqueuedAt); w >= 0 {
 			t.inst.wait.Record(ctx, w.Seconds(), attrs)
+		} else {
+			// The read time came from this process's clock (Pop), which is
+			// behind the server's: the wait is unknown, not negative.
+			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue))
 		}
 	}
 	if again > 0 {
