@@ -237,19 +237,10 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
 		return
 	}
-	attrs := baseAttrs(s.queue, semconv.MessagingOperationTypeReceive, op)
-	if len(data.Messages) == 1 {
-		m := data.Messages[0]
-		attrs = append(attrs, msgID(m.ID), attribute.Int(AttrReadCount, int(m.ReadCount)))
-	} else if s.qty > 1 {
-		attrs = append(attrs, semconv.MessagingBatchMessageCount(len(data.Messages)))
-	}
-	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(s.start),
-		trace.WithAttributes(attrs...),
-	}
-	if trace.SpanContextFromContext(s.parent).IsSampled() || !trace.SpanContextFromContext(s.parent).IsValid() {
+	base := t.startOptions(spanKey{s.queue, op}, trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
+	opts := append(base[:len(base):len(base)], trace.WithTimestamp(s.start))
+	if parent := trace.SpanContextFromContext(s.parent); parent.IsSampled() || !parent.IsValid() {
+		// Links are given at the start; skip the work under an unsampled parent.
 		for _, m := range data.Messages {
 			if c := t.extract(m.Headers); c.span.IsValid() {
 				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{msgID(m.ID)}}))
@@ -257,6 +248,14 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 		}
 	}
 	_, span := t.tracer.Start(s.parent, "receive "+s.queue, opts...)
+	if span.IsRecording() {
+		if len(data.Messages) == 1 {
+			m := data.Messages[0]
+			span.SetAttributes(msgID(m.ID), attribute.Int(AttrReadCount, int(m.ReadCount)))
+		} else if s.qty > 1 {
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.Messages)))
+		}
+	}
 	endSpan(span, data.Err, trace.WithTimestamp(end))
 }
 
