@@ -3,6 +3,7 @@ package otelpgmq_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,25 +59,45 @@ func benchPool(b *testing.B, db *pgmqtest.DB) *pgxpool.Pool {
 	return pool
 }
 
-// timed runs first and second, in that order on even iterations and the
+// pairs accumulates the times of the plain and the instrumented call.
+type pairs struct {
+	plain, traced time.Duration
+	ratios        []float64 // traced/plain of each iteration
+}
+
+// timed runs plain and traced, in that order on even iterations and the
 // other way round on odd ones (so neither always follows the other), and
-// adds their durations to d1 and d2.
-func timed(i int, d1, d2 *time.Duration, first, second func()) {
+// adds their durations.
+func (p *pairs) timed(i int, plain, traced func()) {
+	var dp, dt time.Duration
 	if i%2 == 1 {
 		t0 := time.Now()
-		second()
+		traced()
 		t1 := time.Now()
-		first()
-		*d1 += time.Since(t1)
-		*d2 += t1.Sub(t0)
-		return
+		plain()
+		dp, dt = time.Since(t1), t1.Sub(t0)
+	} else {
+		t0 := time.Now()
+		plain()
+		t1 := time.Now()
+		traced()
+		dp, dt = t1.Sub(t0), time.Since(t1)
 	}
-	t0 := time.Now()
-	first()
-	t1 := time.Now()
-	second()
-	*d2 += time.Since(t1)
-	*d1 += t1.Sub(t0)
+	p.plain += dp
+	p.traced += dt
+	p.ratios = append(p.ratios, float64(dt)/float64(dp))
+}
+
+// report gives plain_ns/op, traced_ns/op, ratio (of the totals: the
+// verdict of scripts/bench.sh) and pair_median_ratio (the median of the
+// per-iteration ratios, which a stall of either call moves less).
+func (p *pairs) report(b *testing.B) {
+	n := float64(b.N)
+	b.ReportMetric(float64(p.plain.Nanoseconds())/n, "plain_ns/op")
+	b.ReportMetric(float64(p.traced.Nanoseconds())/n, "traced_ns/op")
+	b.ReportMetric(float64(p.traced)/float64(p.plain), "ratio")
+	slices.Sort(p.ratios)
+	b.ReportMetric(p.ratios[len(p.ratios)/2], "pair_median_ratio")
 }
 
 var samplings = []struct {
@@ -117,11 +138,11 @@ func BenchmarkInstrumentedSend(b *testing.B) {
 				}
 			}
 			sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
-			var tPlain, tTraced time.Duration
+			var p pairs
 			for i := 0; b.Loop(); i++ {
-				timed(i, &tPlain, &tTraced, sendPlain, sendTraced)
+				p.timed(i, sendPlain, sendTraced)
 			}
-			report(b, tPlain, tTraced)
+			p.report(b)
 		})
 	}
 }
@@ -154,20 +175,13 @@ func BenchmarkInstrumentedRead(b *testing.B) {
 			read(plain, "plain")
 			read(traced, "traced")
 			readPlain, readTraced := func() { read(plain, "plain") }, func() { read(traced, "traced") }
-			var tPlain, tTraced time.Duration
+			var p pairs
 			for i := 0; b.Loop(); i++ {
-				timed(i, &tPlain, &tTraced, readPlain, readTraced)
+				p.timed(i, readPlain, readTraced)
 			}
-			report(b, tPlain, tTraced)
+			p.report(b)
 		})
 	}
-}
-
-func report(b *testing.B, plain, traced time.Duration) {
-	n := float64(b.N)
-	b.ReportMetric(float64(plain.Nanoseconds())/n, "plain_ns/op")
-	b.ReportMetric(float64(traced.Nanoseconds())/n, "traced_ns/op")
-	b.ReportMetric(float64(traced)/float64(plain), "ratio")
 }
 
 // BenchmarkProcess is the process helper's own cost around a function that
