@@ -52,14 +52,19 @@ type SendBatchTracer interface {
 
 // ReceiveTracer traces Read, ReadWithPoll and Pop.
 type ReceiveTracer interface {
+	// TraceReceiveStart is called before the messages are asked for.
 	TraceReceiveStart(ctx context.Context, c *Client, data TraceReceiveStartData) context.Context
+	// TraceReceiveEnd is called with the context TraceReceiveStart
+	// returned and the messages received, none included.
 	TraceReceiveEnd(ctx context.Context, c *Client, data TraceReceiveEndData)
 }
 
 // SettleTracer traces Delete, DeleteBatch, Archive, ArchiveBatch and
 // SetVisibilityTimeout.
 type SettleTracer interface {
+	// TraceSettleStart is called before the messages are settled.
 	TraceSettleStart(ctx context.Context, c *Client, data TraceSettleStartData) context.Context
+	// TraceSettleEnd is called with the context TraceSettleStart returned.
 	TraceSettleEnd(ctx context.Context, c *Client, data TraceSettleEndData)
 }
 
