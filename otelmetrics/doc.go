@@ -13,6 +13,9 @@
 //
 // New registers the instruments on a MeterProvider; NewMeterProvider builds
 // one that exports over OTLP, configured by the standard OTEL_* variables.
+// NewTracerProvider and NewPropagator build the tracing side from the same
+// variables, for package otelpgmq (spans across the queue, whose Process
+// also drives the processor count).
 //
 // Telemetry never holds up the application: processor accounting is two
 // atomic additions, pool sampling reads memory, and queue sampling runs on a

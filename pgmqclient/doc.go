@@ -51,4 +51,17 @@
 // errors.As finds the *pgconn.PgError). A queue that does not exist yields an
 // error matching ErrQueueNotFound; a database without PGMQ one matching
 // ErrPGMQNotInstalled, whose text says how to install PGMQ.
+// OpError.ErrorType classifies an error in a word for telemetry
+// (error.type).
+//
+// # Tracing hooks
+//
+// New(db, WithTracer(t)) calls t around sends, receives and settles (see
+// SendTracer and the optional SendBatchTracer, ReceiveTracer and
+// SettleTracer). The hooks have no telemetry dependency; package otelpgmq
+// implements them with OpenTelemetry. A send hook may add keys to the
+// message's headers (the trace context): they are merged into the jsonb
+// headers, the caller's keys winning and PGMQ's x-pgmq-* keys untouched.
+// Before PGMQ 1.5 there are no headers: the client finds out once from the
+// catalog, and then sends without them.
 package pgmqclient

@@ -1,6 +1,7 @@
 package pgmqclient
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,6 +72,37 @@ func (e *OpError) Error() string {
 
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }
+
+// ErrorType classifies the error in a few stable, low-cardinality words,
+// for the error.type attribute of telemetry (OpenTelemetry's
+// semconv.ErrorType calls this method): "invalid_queue_name",
+// "invalid_argument", "queue_not_found", "message_not_found",
+// "pgmq_not_installed", "unsupported", "canceled", "timeout", a PostgreSQL SQLSTATE (such as "40001"), or
+// "_OTHER".
+func (e *OpError) ErrorType() string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(e.Err, ErrInvalidQueueName):
+		return "invalid_queue_name"
+	case errors.Is(e.Err, ErrInvalidArgument):
+		return "invalid_argument"
+	case errors.Is(e.Err, ErrQueueNotFound):
+		return "queue_not_found"
+	case errors.Is(e.Err, ErrMessageNotFound):
+		return "message_not_found"
+	case errors.Is(e.Err, ErrPGMQNotInstalled):
+		return "pgmq_not_installed"
+	case errors.Is(e.Err, ErrUnsupported):
+		return "unsupported"
+	case errors.Is(e.Err, context.Canceled):
+		return "canceled"
+	case errors.Is(e.Err, context.DeadlineExceeded) || pgconn.Timeout(e.Err):
+		return "timeout"
+	case errors.As(e.Err, &pgErr) && pgErr.Code != "":
+		return pgErr.Code
+	}
+	return "_OTHER"
+}
 
 // opErr wraps err for op and queue. A missing PGMQ (schema pgmq, one of
 // its tables or functions) matches ErrPGMQNotInstalled; otherwise, for a

@@ -143,3 +143,13 @@ func readOpts(opts []ReadOption) (readOptions, error) {
 	}
 	return o, nil
 }
+
+// visibleIn is how long after sending the message becomes visible: the
+// delay in seconds, or the time until WithDelayUntil's moment (0 when that
+// has passed). It is what tracing hooks report as the delay.
+func (o sendOptions) visibleIn(seconds int32) time.Duration {
+	if !o.until.IsZero() {
+		return max(time.Until(o.until), 0)
+	}
+	return time.Duration(seconds) * time.Second
+}

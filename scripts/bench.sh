@@ -71,3 +71,26 @@ wp=$(median 'BenchmarkWakeupLatency/read_with_poll' wake_ms)
 printf 'wake-up after send, Waiter on insert notifications %6.2f ms (p95 %s) | baseline read_with_poll at 100 ms %6.2f ms (p95 %s) | ratio %5.2f (<= 0.25) | %s\n' \
   "$wn" "$(median 'BenchmarkWakeupLatency/notify' wake_p95_ms)" "$wp" "$(median 'BenchmarkWakeupLatency/read_with_poll' wake_p95_ms)" \
   "$(awk -v n="$wn" -v p="$wp" 'BEGIN { print n / p }')" "$(verdict "$(awk -v n="$wn" -v p="$wp" 'BEGIN { print (n <= 0.25 * p) }')")"
+
+# Tracing (otelpgmq): instrumented Send and Read against the plain call in
+# the same run (interleaved, so both see the same load), and the process
+# helper's own cost.
+go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess)$' \
+  ./otelpgmq | tee -a "$raw"
+for op in Send Read; do
+  for v in sampled unsampled; do
+    tr=$(median "BenchmarkInstrumented$op/$v" traced_ns/op)
+    pl=$(median "BenchmarkInstrumented$op/$v" plain_ns/op)
+    # Verdict on the median of per-call ratios: steadier from run to run
+    # than the ratio of the totals (printed too), which a stall moves.
+    r=$(median "BenchmarkInstrumented$op/$v" pair_median_ratio)
+    rt=$(median "BenchmarkInstrumented$op/$v" ratio)
+    printf 'bar 6 instrumented %-4s %-9s %9.1f us | baseline uninstrumented %9.1f us | ratio %5.3fx per call, %5.3fx of totals (<= 1.05x) | %s\n' \
+      "$op" "$v" "$(awk -v x="$tr" 'BEGIN { print x / 1e3 }')" "$(awk -v x="$pl" 'BEGIN { print x / 1e3 }')" "$r" "$rt" \
+      "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.05) }')")"
+  done
+done
+for v in sampled unsampled bare; do
+  printf 'bar 7 process helper (span, processor count, metrics) %-9s %9s ns/op %6s B/op %4s allocs/op (recorded, no target)\n' \
+    "$v" "$(median "BenchmarkProcess/$v" ns/op)" "$(median "BenchmarkProcess/$v" B/op)" "$(median "BenchmarkProcess/$v" allocs/op)"
+done

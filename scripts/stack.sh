@@ -2,8 +2,10 @@
 # Runs the demo pipeline without Docker, on 127.0.0.1: the OpenTelemetry
 # Collector (built from e2e/cmd/otelcol) with collector-config.yaml on
 # 4317/4318 (metrics on 8889), and Prometheus with deploy/prometheus
-# (scrape jobs and alert rules) on 9090. Ctrl-C stops everything; the logs
-# stay in the -dir folder (printed at start and at exit).
+# (scrape jobs and alert rules, exemplar storage on) on 9090. Traces go to
+# -backend (an OTLP gRPC Jaeger, for example the one e2e/cmd/jaegerbin
+# builds). Ctrl-C stops everything; the logs stay in the -dir folder
+# (printed at start and at exit).
 #
 #   scripts/stack.sh                       # collector + Prometheus
 #   scripts/stack.sh -orchestrator         # ... and examples/orchestrator (needs

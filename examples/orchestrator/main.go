@@ -1,13 +1,16 @@
 // Command orchestrator is a small but complete orchestrator built on PGMQ
-// and instrumented with otelmetrics. It is meant to be read and copied.
+// and instrumented with otelmetrics and otelpgmq. It is meant to be read
+// and copied.
 //
 // A producer enqueues task requests at a steady rate; a pool of processors
 // reads them, works on each (a timer stands in for real work) and archives
 // it on success. A failed message is left alone and becomes visible again
 // once its visibility timeout has passed, so another processor retries it.
 //
-// Active processors, connection pool utilization and queue depth are
-// exported over OTLP, configured by the standard OTEL_* variables, and
+// Every message is traced from its send to its processing (one trace: the
+// process span is the send span's child) and the messaging metrics are
+// recorded. Active processors, connection pool utilization and queue depth
+// are exported over OTLP, configured by the standard OTEL_* variables, and
 // served as JSON on the health endpoint (default
 // http://127.0.0.1:8080/healthz). A one-line summary is logged every few
 // seconds.
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
@@ -70,6 +74,9 @@ type Config struct {
 	Grace       time.Duration // -grace: how long work in progress may go on after a stop
 	MaxConns    int32         // -max-conns: pool size; 0 picks one (see poolConfig)
 	Notify      string        // -notify: "auto" (or "") waits on insert notifications when PGMQ has them; "off" polls
+
+	// spanProcessor, when set, sees every span next to the exporter (tests).
+	spanProcessor sdktrace.SpanProcessor
 }
 
 // ConfigError reports an invalid flag or environment variable. It is found

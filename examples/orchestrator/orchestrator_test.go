@@ -401,6 +401,7 @@ func TestRealMainStopsOnSIGTERM(t *testing.T) {
 	db := pgmqtest.New(t)
 	t.Setenv("DATABASE_URL", db.URL)
 	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
