@@ -241,7 +241,7 @@ func TestOpErrorErrorType(t *testing.T) {
 		err  error
 		want string
 	}{
-		{func() error { _, err := c.Send(ctx, "bad name", json.RawMessage(`{}`)); return err }(), "invalid_queue_name"},
+		{func() error { _, err := c.Send(ctx, "bad;name", json.RawMessage(`{}`)); return err }(), "invalid_queue_name"},
 		{func() error { _, err := c.Read(ctx, "q", -time.Second, 1); return err }(), "invalid_argument"},
 		{func() error { _, err := c.Read(ctx, "missing", time.Second, 1); return err }(), "queue_not_found"},
 		{func() error { _, err := c.SetVisibilityTimeout(ctx, "missing", 1, 0); return err }(), "queue_not_found"},

@@ -20,6 +20,7 @@ var snippetImports = []string{
 	"context", "encoding/json", "errors", "fmt", "log", "net/http", "os", "time",
 	"github.com/jackc/pgx/v5/pgxpool",
 	"github.com/pgmqotel/pgmqotel/otelmetrics",
+	"github.com/pgmqotel/pgmqotel/otelpgmq",
 	"github.com/pgmqotel/pgmqotel/pgmqclient",
 	"go.opentelemetry.io/otel",
 	sdkmetric + " go.opentelemetry.io/otel/sdk/metric",
