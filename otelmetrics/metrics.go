@@ -65,6 +65,12 @@ func New(opts ...Option) (*Metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
+		cfg.exportHealth = p.ExportHealthy
+	}
+	if cfg.electionTTL == 0 {
+		cfg.electionTTL = defaultElectionTTL(mp, cfg.sampleTimeout)
+	}
 
 	m := &Metrics{cfg: cfg}
 	for _, p := range cfg.pools {
@@ -122,8 +128,8 @@ func (m *Metrics) registerLocal(meter metric.Meter) (metric.Registration, error)
 	}, observables...)
 }
 
-// Close unregisters the callbacks and closes the queue sampler's connection,
-// which releases its election lock. It is idempotent. Shut the
+// Close unregisters the callbacks, releases the queue sampler's election
+// lease and closes its connection. It is idempotent. Shut the
 // MeterProvider down first: its final export still observes these
 // instruments, and after Close it would carry none of them.
 func (m *Metrics) Close() error {

@@ -135,6 +135,9 @@ type Provider struct {
 	meters metric.MeterProvider
 	sdk    *sdkmetric.MeterProvider // nil when disabled
 	down   atomic.Bool
+
+	health   *exportHealth // nil without an OTLP exporter; see export_health.go
+	interval time.Duration // of the OTLP exports; 0 without them
 }
 
 var _ metric.MeterProvider = (*Provider)(nil)
@@ -213,12 +216,14 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		return nil, err
 	}
 
+	p := &Provider{}
 	sdkOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 	if useOTLP {
 		exp, err := newExporter(ctx, protocol, cfg)
 		if err != nil {
 			return nil, err
 		}
+		exp = p.withExportHealth(exp, cfg)
 		sdkOpts = append(sdkOpts, sdkmetric.WithReader(
 			sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.interval))))
 	}
@@ -229,7 +234,8 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		sdkOpts = append(sdkOpts, sdkmetric.WithView(cfg.views...))
 	}
 	mp := sdkmetric.NewMeterProvider(sdkOpts...)
-	return &Provider{meters: mp, sdk: mp}, nil
+	p.meters, p.sdk = mp, mp
+	return p, nil
 }
 
 // Meter implements metric.MeterProvider.
