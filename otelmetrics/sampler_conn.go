@@ -38,8 +38,31 @@ type samplerConn struct {
 	opts    pgmqclient.DepthOptions
 
 	conn   *pgx.Conn
-	depths *pgmqclient.DepthSampler // on conn
+	db     pgmqclient.DB            // conn, or conn without statement cache behind a pooler
+	depths *pgmqclient.DepthSampler // on db
 	pooled bool                     // a pooler answers for the server (see connect)
+}
+
+// uncachedDB runs every query of the depth sampler in one exec mode,
+// whatever the connection's default: behind a pooler in transaction mode a
+// statement prepared in one transaction may be missing from the next one's
+// server connection. It does not pipeline (pgx sets a batch's mode per
+// connection), so a sample there takes one more round trip.
+type uncachedDB struct {
+	conn *pgx.Conn
+	mode pgx.QueryExecMode
+}
+
+func (d uncachedDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return d.conn.Exec(ctx, sql, append([]any{d.mode}, args...)...)
+}
+
+func (d uncachedDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return d.conn.Query(ctx, sql, append([]any{d.mode}, args...)...)
+}
+
+func (d uncachedDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return d.conn.QueryRow(ctx, sql, append([]any{d.mode}, args...)...)
 }
 
 func newSamplerConn(src *pgxpool.Config, sampleTimeout time.Duration, opts pgmqclient.DepthOptions) *samplerConn {
@@ -56,34 +79,31 @@ func (c *samplerConn) ensure(ctx context.Context) error {
 	if c.live() {
 		return nil
 	}
-	c.conn, c.depths = nil, nil
-	conn, pooled, err := c.connect(ctx, c.src.ConnConfig.DefaultQueryExecMode)
+	c.conn, c.db, c.depths = nil, nil, nil
+	conn, pooled, err := c.connect(ctx)
 	if err != nil {
 		return err
 	}
+	var db pgmqclient.DB = conn
 	// Behind a pooler a prepared statement may be missing from the next
 	// transaction's server connection: cache none there.
 	if mode := conn.Config().DefaultQueryExecMode; pooled && (mode == pgx.QueryExecModeCacheStatement || mode == pgx.QueryExecModeCacheDescribe) {
-		_ = conn.Close(ctx)
-		if conn, _, err = c.connect(ctx, pgx.QueryExecModeExec); err != nil {
-			return err
-		}
+		db = uncachedDB{conn: conn, mode: pgx.QueryExecModeExec}
 	}
-	ds, err := pgmqclient.NewDepthSampler(conn, c.opts)
+	ds, err := pgmqclient.NewDepthSampler(db, c.opts)
 	if err != nil { // options were validated in newQueueSampler
 		_ = conn.Close(ctx)
 		return fmt.Errorf("otelmetrics: queue sampler: %w", err)
 	}
-	c.conn, c.depths, c.pooled = conn, ds, pooled
+	c.conn, c.db, c.depths, c.pooled = conn, db, ds, pooled
 	return nil
 }
 
 // connect opens a connection as pgxpool would, and tells whether a pooler
 // answers for the server: the process id in the server's key data is not
 // the backend's own (PgBouncer makes one up).
-func (c *samplerConn) connect(ctx context.Context, mode pgx.QueryExecMode) (*pgx.Conn, bool, error) {
+func (c *samplerConn) connect(ctx context.Context) (*pgx.Conn, bool, error) {
 	cc := c.src.ConnConfig.Copy()
-	cc.DefaultQueryExecMode = mode
 	if c.src.BeforeConnect != nil {
 		if err := c.src.BeforeConnect(ctx, cc); err != nil {
 			return nil, false, fmt.Errorf("otelmetrics: queue sampler: BeforeConnect: %w", err)
@@ -132,7 +152,7 @@ func (c *samplerConn) sample(ctx context.Context) ([]pgmqclient.QueueDepth, erro
 	depths, err := c.sampleTx(ctx)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "25P02") && c.live() {
-		if c.depths, err = pgmqclient.NewDepthSampler(c.conn, c.opts); err != nil {
+		if c.depths, err = pgmqclient.NewDepthSampler(c.db, c.opts); err != nil {
 			return nil, err
 		}
 		depths, err = c.sampleTx(ctx)
@@ -183,6 +203,6 @@ func (c *samplerConn) close(ctx context.Context) error {
 		return nil
 	}
 	err := c.conn.Close(ctx)
-	c.conn, c.depths = nil, nil
+	c.conn, c.db, c.depths = nil, nil, nil
 	return err
 }

@@ -11,6 +11,7 @@ package pgbouncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Pool modes.
@@ -196,6 +198,12 @@ func (b *Bouncer) waitReady(tb testing.TB) {
 		cancel()
 		if err == nil {
 			_ = conn.Close(context.Background())
+			return
+		}
+		// An answer, even a refusal (the admin console under password
+		// authentication), means PgBouncer serves.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
 			return
 		}
 		select {
