@@ -39,10 +39,11 @@ const hangGuard = 30 * time.Second
 type otlpSink struct {
 	colmetricpb.UnimplementedMetricsServiceServer
 
-	addr string
-	mu   sync.Mutex
-	reqs []*colmetricpb.ExportMetricsServiceRequest
-	mds  []metadata.MD
+	addr   string
+	mu     sync.Mutex
+	reqs   []*colmetricpb.ExportMetricsServiceRequest
+	mds    []metadata.MD
+	others []*otlpSink // relayed into: they see what this one receives
 }
 
 func startSink(t *testing.T) *otlpSink {
@@ -62,9 +63,13 @@ func startSink(t *testing.T) *otlpSink {
 func (s *otlpSink) Export(ctx context.Context, req *colmetricpb.ExportMetricsServiceRequest) (*colmetricpb.ExportMetricsServiceResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reqs = append(s.reqs, req)
 	s.mds = append(s.mds, md)
+	others := s.others
+	s.mu.Unlock()
+	for _, o := range others {
+		_, _ = o.Export(ctx, req)
+	}
 	return &colmetricpb.ExportMetricsServiceResponse{}, nil
 }
 
