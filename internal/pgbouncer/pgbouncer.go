@@ -218,10 +218,18 @@ func (b *Bouncer) waitReady(tb testing.TB) {
 	}
 }
 
-// stop ends PgBouncer (immediate shutdown) and its runuser parent.
+// stop ends PgBouncer (immediate shutdown) and its runuser parent. The
+// signal goes to PgBouncer itself: runuser, signalled, would wait two
+// seconds before killing its child.
 func (b *Bouncer) stop(tb testing.TB) {
 	pgid := b.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	if pid, err := os.ReadFile(filepath.Join(b.dir, "pgbouncer.pid")); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+			_ = syscall.Kill(n, syscall.SIGTERM)
+		}
+	} else {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	}
 	select {
 	case <-b.done:
 	case <-time.After(10 * time.Second):

@@ -220,7 +220,7 @@ func TestPipeline(t *testing.T) {
 		}
 		sort.Strings(names)
 		want := []string{
-			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQOldestMessageTooOld",
+			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQNoQueueSampler", "PGMQOldestMessageTooOld",
 			"PGMQQueueDepthGrowing", "PGMQSamplerErrors", "PGMQTelemetryAbsent",
 			"PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh", "pgmq:queue_depth:max",
 		}
