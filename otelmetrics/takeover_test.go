@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/pgmqotel/pgmqotel/internal/faultproxy"
+	"github.com/pgmqotel/pgmqotel/internal/pgbouncer"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
@@ -255,6 +256,30 @@ var holderCases = []holderCase{
 		name: "holder killed (SIGKILL)",
 		start: func(t *testing.T, db *pgmqtest.DB, sink *otlpSink, st takeoverSettings) func() {
 			cmd := startReplicaProcess(t, "A", sink.addr, db.URL, st)
+			return func() { _ = cmd.Process.Kill() }
+		},
+	},
+	{
+		// A clean stop: Close releases the lease.
+		name: "holder stops cleanly (Close)",
+		start: func(t *testing.T, db *pgmqtest.DB, sink *otlpSink, st takeoverSettings) func() {
+			p, m := startReplica(t, "A", sink.addr, db.Pool, st)
+			return func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_ = p.Shutdown(ctx)
+				_ = m.Close()
+			}
+		},
+	},
+	{
+		// 3, 8: the holder process, behind PgBouncer in transaction mode,
+		// is killed; PgBouncer keeps its server connections.
+		name: "holder behind PgBouncer (transaction) killed",
+		start: func(t *testing.T, db *pgmqtest.DB, sink *otlpSink, st takeoverSettings) func() {
+			u, _ := url.Parse(db.URL)
+			b := pgbouncer.Start(t, pgbouncer.Options{Target: u.Host, Mode: pgbouncer.Transaction})
+			cmd := startReplicaProcess(t, "A", sink.addr, b.URL("", "", db.Name), st)
 			return func() { _ = cmd.Process.Kill() }
 		},
 	},
