@@ -382,7 +382,7 @@ func TestTakeoverTimings(t *testing.T) {
 		t.Run(hc.name, func(t *testing.T) {
 			var all []time.Duration
 			for range runs {
-				all = append(all, runTakeover(t, hc, st, 2*time.Minute).Round(100*time.Millisecond))
+				all = append(all, runTakeover(t, hc, st, 2*time.Minute).Round(10*time.Millisecond))
 			}
 			fmt.Printf("TAKEOVER\t%s\t%v\t(export interval %v, lease TTL %v)\n", hc.name, all, st.interval, st.ttl)
 		})
