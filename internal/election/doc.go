@@ -1,20 +1,19 @@
-// Package election elects one leader among the replicas of an application
-// through a lease row in PostgreSQL, so that exactly one replica samples the
-// queues however the replicas reach the database: directly, through a
-// connection pooler in session or transaction mode, or from a hot standby.
+// Package election elects at most one leader among the replicas of an
+// application through a lease row in PostgreSQL, however the replicas reach
+// the database: directly, through a connection pooler in session or
+// transaction mode, or from a hot standby (where none can lead).
 //
 // # States
 //
-//	            attempt: TryAcquire ok
-//	  ┌──────────┐ ───────────────────────────▶ ┌────────┐
-//	  │ follower │                               │ leader │ ── Step: Renew ok ──┐
-//	  └──────────┘ ◀─────────────────────────── └────────┘ ◀──────────────────┘
-//	   ▲   │        Renew: ErrLeaseLost or error;
-//	   │   │        trust window ran out;
-//	   └───┘        export health false (Release);
-//	Step: held by   Resign (Close)
-//	another, read-only
-//	server, unhealthy
+//	               Step: TryAcquire ok (and healthy)
+//	 +----------+ -----------------------------------> +--------+
+//	 | follower |                                      | leader | --+ Step: Renew ok
+//	 +----------+ <----------------------------------- +--------+ <-+ (new trust window)
+//	   |    ^      Step: Renew says ErrLeaseLost or ErrReadOnly;
+//	   +----+      store error once the trust window ran out;
+//	Step: ErrHeld, unhealthy (Release); Resign (Release)
+//	ErrReadOnly,
+//	unhealthy, error
 //
 // The elector has no goroutine of its own: its owner calls Step at each
 // collection. A follower attempts to acquire the lease (unless its own
