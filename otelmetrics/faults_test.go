@@ -327,8 +327,8 @@ func TestProcessorsNeverWaitForTheDatabase(t *testing.T) {
 
 // A queue table locked by another session (a migration, a VACUUM FULL, an
 // operator's LOCK TABLE) ends the sampler's statement at its timeout; the
-// server's lock_timeout ends it a little earlier, so the session and its
-// election lock survive.
+// server's lock_timeout (set locally in the sample's transaction) ends it a
+// little earlier, so the session survives.
 func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 	setErrorHandler(t)
 	db := pgmqtest.New(t)
