@@ -268,9 +268,16 @@ func TestHealthCheckCancelKeepsSession(t *testing.T) {
 		t.Fatalf("snapshot during the lock: %+v", s.QueueSampler)
 	}
 	release()
-	// The sample the health check started finishes on its own.
-	eventually(t, hangGuard, "the sampler to be free", func() bool { return len(m.sampler.sem) == 0 })
-	if m.sampler.conn.conn != conn || conn.IsClosed() {
+	// The sample the health check started finishes on its own; holding
+	// the sampler's semaphore, the test reads its connection safely.
+	select {
+	case m.sampler.sem <- struct{}{}:
+	case <-time.After(hangGuard):
+		t.Fatal("the sample started by the health check never finished")
+	}
+	closed := m.sampler.conn.conn != conn || conn.IsClosed()
+	<-m.sampler.sem
+	if closed {
 		t.Fatal("the health check's cancel closed the sampler's connection")
 	}
 	if now := holder(t, db.URL, m).Term; !now.Equal(term) {
