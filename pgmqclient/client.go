@@ -25,6 +25,8 @@ type Client struct {
 	db DB
 	// popMode caches whether the server's pop takes a quantity (see Pop).
 	popMode atomic.Int32
+	// caps caches what the installed PGMQ offers (see Capabilities).
+	caps capsCache
 }
 
 // New returns a Client that runs every call on db, which must not be nil.

@@ -16,6 +16,13 @@
 // PGMQ functions are always called with every argument cast to its type, so
 // overloads added in later releases cannot make a call ambiguous.
 //
+// Newer operations (FIFO groups, topics, insert notifications, the
+// timestamp and array forms of send and set_vt, partitioned queues) depend
+// on the release. The client reads once which pgmq functions exist, with
+// their argument types (see Client.Capabilities), and an operation the
+// server lacks fails before any SQL with an error matching ErrUnsupported
+// that names the release that added it (*UnsupportedError).
+//
 // # Queue names
 //
 // Queue names are checked in Go before any SQL is sent (see

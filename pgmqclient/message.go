@@ -35,6 +35,9 @@ type sendOptions struct {
 	batchHeaders []json.RawMessage
 	perMessage   bool
 	delay        time.Duration
+	// until and group are set by WithDelayUntil and WithGroup (message_forms.go).
+	until time.Time
+	group *string
 }
 
 // WithHeaders attaches headers (a JSON value, usually an object) to the
@@ -79,11 +82,12 @@ func sendArgs(opts []SendOption) (o sendOptions, delay int32, err error) {
 			return o, 0, fmt.Errorf("%w: headers %d are not valid JSON", ErrInvalidArgument, i)
 		}
 	}
-	return o, delay, nil
+	return o, delay, o.applyForms()
 }
 
 // Send enqueues one message (pgmq.send) and returns its id. The payload
-// must be valid JSON. Options: WithHeaders, WithDelay.
+// must be valid JSON. Options: WithHeaders, WithDelay or WithDelayUntil,
+// WithGroup.
 func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage, opts ...SendOption) (int64, error) {
 	const op = "send"
 	if err := ValidateQueueName(queue); err != nil {
@@ -99,11 +103,15 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 	if err != nil {
 		return 0, &OpError{Op: op, Queue: queue, Err: err}
 	}
+	delayArg, delayType, err := c.delayParam(ctx, op, queue, o, delay)
+	if err != nil {
+		return 0, err
+	}
 	var row pgx.Row
 	if o.headers == nil {
-		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::integer)`, queue, payload, delay)
+		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::`+delayType+`)`, queue, payload, delayArg)
 	} else {
-		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::jsonb, $4::integer)`, queue, payload, o.headers, delay)
+		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::jsonb, $4::`+delayType+`)`, queue, payload, o.headers, delayArg)
 	}
 	var id int64
 	if err := row.Scan(&id); err != nil {
@@ -115,7 +123,7 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 // SendBatch enqueues several messages in one statement (pgmq.send_batch)
 // and returns their ids in payload order. Headers: WithHeaders gives every
 // message the same headers, WithBatchHeaders one per message. WithDelay
-// applies to the whole batch.
+// (or WithDelayUntil) and WithGroup apply to the whole batch.
 func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.RawMessage, opts ...SendOption) ([]int64, error) {
 	const op = "send batch"
 	if err := ValidateQueueName(queue); err != nil {
@@ -143,11 +151,15 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 			headers[i] = o.headers
 		}
 	}
+	delayArg, delayType, err := c.delayParam(ctx, op, queue, o, delay)
+	if err != nil {
+		return nil, err
+	}
 	var rows pgx.Rows
 	if headers == nil {
-		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::integer)`, queue, payloads, delay)
+		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::`+delayType+`)`, queue, payloads, delayArg)
 	} else {
-		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::jsonb[], $4::integer)`, queue, payloads, headers, delay)
+		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::jsonb[], $4::`+delayType+`)`, queue, payloads, headers, delayArg)
 	}
 	ids, err := collectIDs(rows, err)
 	if err != nil {
@@ -160,11 +172,23 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 // (rounded up to whole seconds; 0 leaves them visible). Messages locked by
 // a concurrent reader are skipped, so two readers never get the same
 // message. The result is ordered by id and empty when nothing is visible.
-func (c *Client) Read(ctx context.Context, queue string, vt time.Duration, qty int) ([]Message, error) {
+// Option: WithCondition.
+func (c *Client) Read(ctx context.Context, queue string, vt time.Duration, qty int, opts ...ReadOption) ([]Message, error) {
 	const op = "read"
 	vts, err := readArgs(queue, vt, qty)
+	var ro readOptions
+	if err == nil {
+		ro, err = readOpts(opts)
+	}
 	if err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
+	}
+	if ro.condition != nil {
+		if err := c.require(ctx, op, queue, FeatureReadConditional); err != nil {
+			return nil, err
+		}
+		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer, $4::jsonb)`, queue, vts, int32(qty), ro.condition)
+		return messages(op, queue, rows, err)
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer)`, queue, vts, int32(qty))
 	return messages(op, queue, rows, err)
@@ -174,10 +198,14 @@ func (c *Client) Read(ctx context.Context, queue string, vt time.Duration, qty i
 // visible it tries again every pollInterval (rounded up to milliseconds)
 // until messages arrive or maxPoll (rounded up to seconds) has passed. The
 // wait happens in the server and holds a connection; cancel ctx to end it
-// early. maxPoll and pollInterval must be positive.
-func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duration, qty int, maxPoll, pollInterval time.Duration) ([]Message, error) {
+// early. maxPoll and pollInterval must be positive. Option: WithCondition.
+func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duration, qty int, maxPoll, pollInterval time.Duration, opts ...ReadOption) ([]Message, error) {
 	const op = "read with poll"
 	vts, err := readArgs(queue, vt, qty)
+	var ro readOptions
+	if err == nil {
+		ro, err = readOpts(opts)
+	}
 	var maxS, intervalMS int32
 	if err == nil {
 		maxS, err = seconds(maxPoll, "max poll")
@@ -190,6 +218,14 @@ func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duratio
 	}
 	if err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
+	}
+	if ro.condition != nil {
+		if err := c.require(ctx, op, queue, FeatureReadConditional); err != nil {
+			return nil, err
+		}
+		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer, $6::jsonb)`,
+			queue, vts, int32(qty), maxS, intervalMS, ro.condition)
+		return messages(op, queue, rows, err)
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer)`,
 		queue, vts, int32(qty), maxS, intervalMS)
@@ -355,6 +391,14 @@ func messages(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 }
 
 func scanMessages(rows pgx.Rows) ([]Message, error) {
+	out, err := scanMessagesInOrder(rows)
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+// scanMessagesInOrder scans message_record rows by column name, keeping
+// the server's order.
+func scanMessagesInOrder(rows pgx.Rows) ([]Message, error) {
 	var out []Message
 	var payload, headers []byte
 	err := scanByName(rows, func(column string, m *Message) any {
@@ -384,7 +428,6 @@ func scanMessages(rows pgx.Rows) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

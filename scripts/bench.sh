@@ -14,6 +14,7 @@ go test -run '^$' -benchmem -count "$count" \
   ./otelmetrics | tee "$raw"
 go test -run '^$' -benchmem -benchtime 3s -bench '^BenchmarkQueueSampling$' ./pgmqclient | tee -a "$raw"
 go test -run '^$' -benchmem -bench '^(BenchmarkReplicasRound|BenchmarkThrottledReaders|BenchmarkFullCollection)$' ./otelmetrics | tee -a "$raw"
+go test -run '^$' -benchmem -benchtime 40x -bench '^BenchmarkWakeupLatency$' ./pgmqclient | tee -a "$raw"
 exact=FAIL
 go test -count=1 -run '^TestSampleDepthsExactAtOrBelowThreshold$' ./pgmqclient >/dev/null && exact=PASS
 
@@ -64,3 +65,9 @@ for v in sampled throttled; do
   printf 'bar 5 full collection (3 pools, 100 queues, 10 kinds), %-9s %10s ns/op %8s B/op %6s allocs/op\n' \
     "$v" "$(median "BenchmarkFullCollection/$v" ns/op)" "$(median "BenchmarkFullCollection/$v" B/op)" "$(median "BenchmarkFullCollection/$v" allocs/op)"
 done
+
+wn=$(median 'BenchmarkWakeupLatency/notify' wake_ms)
+wp=$(median 'BenchmarkWakeupLatency/read_with_poll' wake_ms)
+printf 'wake-up after send, Waiter on insert notifications %6.2f ms (p95 %s) | baseline read_with_poll at 100 ms %6.2f ms (p95 %s) | ratio %5.2f (<= 0.25) | %s\n' \
+  "$wn" "$(median 'BenchmarkWakeupLatency/notify' wake_p95_ms)" "$wp" "$(median 'BenchmarkWakeupLatency/read_with_poll' wake_p95_ms)" \
+  "$(awk -v n="$wn" -v p="$wp" 'BEGIN { print n / p }')" "$(verdict "$(awk -v n="$wn" -v p="$wp" 'BEGIN { print (n <= 0.25 * p) }')")"

@@ -69,6 +69,7 @@ type Config struct {
 	Summary     time.Duration // -summary: time between summary lines; 0 logs none
 	Grace       time.Duration // -grace: how long work in progress may go on after a stop
 	MaxConns    int32         // -max-conns: pool size; 0 picks one (see poolConfig)
+	Notify      string        // -notify: "auto" (or "") waits on insert notifications when PGMQ has them; "off" polls
 }
 
 // ConfigError reports an invalid flag or environment variable. It is found
@@ -103,6 +104,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&cfg.VT, "vt", 30*time.Second, "visibility timeout: how long a read message stays hidden (whole seconds, rounded up)")
 	fs.DurationVar(&cfg.Summary, "summary", 5*time.Second, "time between summary lines (0 logs none)")
 	fs.DurationVar(&cfg.Grace, "grace", 10*time.Second, "how long work in progress may go on after a stop")
+	fs.StringVar(&cfg.Notify, "notify", "auto", "how idle processors learn of new messages: auto (insert notifications when PGMQ has them, else polling) or off (polling)")
 	maxConns := fs.Int("max-conns", 0, "connection pool size (0: pool_max_conns of DATABASE_URL if set, else processors+2)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: orchestrator [flags]\n\n"+
@@ -149,6 +151,8 @@ func (c Config) validate() error {
 		return bad("-summary", c.Summary, "must not be negative")
 	case c.Grace < 0:
 		return bad("-grace", c.Grace, "must not be negative")
+	case c.Notify != "" && c.Notify != "auto" && c.Notify != "off":
+		return bad("-notify", c.Notify, "must be auto or off")
 	}
 	if err := pgmqclient.ValidateQueueName(c.Queue); err != nil {
 		return bad("-queue", c.Queue, err.Error())

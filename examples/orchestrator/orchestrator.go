@@ -24,7 +24,8 @@ import (
 // Timings that are not worth a flag.
 const (
 	// pollInterval is how long an idle processor waits before it looks for
-	// a message again. It waits in Go, without holding a connection.
+	// a message again when no insert notification can wake it (wake.go).
+	// It waits in Go, without holding a connection.
 	pollInterval = 250 * time.Millisecond
 	// retryInterval is how long a processor, the producer or the queue
 	// setup waits after a database error before trying again.
@@ -44,6 +45,7 @@ type orchestrator struct {
 	client  *pgmqclient.Client // on pool
 	metrics *otelmetrics.Metrics
 	kind    *otelmetrics.ProcessorKind // processors of cfg.Queue
+	wake    *wakeup                    // wakes idle processors (wake.go)
 
 	produced  atomic.Int64 // messages sent
 	processed atomic.Int64 // messages worked on and archived
@@ -108,6 +110,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 		client:  pgmqclient.New(pool),
 		metrics: m,
 		kind:    m.Processor(cfg.Queue), // kept: Start and Finish are then two atomic adds
+		wake:    newWakeup(),
 	}
 
 	srv := &http.Server{Handler: o.healthMux(), ReadHeaderTimeout: 5 * time.Second}
@@ -132,6 +135,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 			return
 		}
 		workers.Go(func() { o.produce(ctx) })
+		workers.Go(func() { o.watch(ctx) })
 		for range cfg.Processors {
 			workers.Go(func() { o.process(ctx, work) })
 		}
@@ -261,7 +265,7 @@ func (o *orchestrator) process(stop, work context.Context) {
 			o.errs.report("processor", err)
 			wait(stop, retryInterval)
 		case !handled:
-			wait(stop, pollInterval) // the queue is empty
+			o.wake.idleWait(stop) // the queue is empty
 		}
 	}
 }
