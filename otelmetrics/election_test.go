@@ -2,6 +2,7 @@ package otelmetrics
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -39,7 +40,8 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 	const ttl = time.Second
 	replicas := make([]replica, 3)
 	for i := range replicas {
-		m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "shared"), WithMinSampleInterval(0), WithElectionTTL(ttl))
+		m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "shared"), WithMinSampleInterval(0),
+			WithElectionTTL(ttl), WithSampleTimeout(ttl/2))
 		replicas[i] = replica{m, r}
 	}
 
@@ -145,5 +147,42 @@ func TestSamplerSetsNothingOnTheSession(t *testing.T) {
 		if got != want {
 			t.Errorf("%s = %q, want %q", setting, got, want)
 		}
+	}
+}
+
+// A sample reused within the minimum interval is not reported once its
+// term has ended: a replica that no longer leads reports nothing from its
+// old term, even from memory. The term ends here by resignation, as when
+// the replica's exports fail.
+func TestCachedSampleOfEndedTermNotReported(t *testing.T) {
+	db := pgmqtest.New(t)
+	if err := pgmqclient.New(db.Pool).CreateQueue(context.Background(), "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(time.Hour), WithElectionTTL(3*time.Hour))
+	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
+		t.Fatal("no depth from the leader")
+	}
+	samples := m.sampler.samples.Load()
+	if err := m.sampler.elector.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pts := collect(t, r).points(MetricQueueDepth); len(pts) != 0 {
+		t.Fatalf("a cached sample of an ended term was reported: %v", pts)
+	}
+	if s := m.Snapshot(context.Background()); len(s.Queues) != 0 || s.QueueSampler.Role == RoleSampler {
+		t.Fatalf("snapshot reports an ended term's sample: %+v %v", s.QueueSampler, s.Queues)
+	}
+	if n := m.sampler.samples.Load(); n != samples {
+		t.Fatalf("the sample was not reused (%d samples, then %d): the test proves nothing", samples, n)
+	}
+}
+
+// A TTL the leader could not renew within is refused before any I/O.
+func TestElectionTTLTooShort(t *testing.T) {
+	db := pgmqtest.New(t)
+	_, err := New(WithQueueSampling(db.Pool), WithMinSampleInterval(time.Minute), WithElectionTTL(30*time.Second))
+	if !errors.Is(err, ErrInvalidElectionTTL) {
+		t.Fatalf("New with a TTL below the minimum sample interval: %v, want ErrInvalidElectionTTL", err)
 	}
 }

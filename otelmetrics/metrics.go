@@ -43,6 +43,10 @@ const (
 	AttrErrorType       = "error.type"
 )
 
+// ErrInvalidElectionTTL is returned by New when WithElectionTTL is too
+// short for the leader to renew its lease between two samples.
+var ErrInvalidElectionTTL = errors.New("invalid election TTL")
+
 // Metrics owns the registered instruments. Create it with New and release it
 // with Close. Its methods are safe for concurrent use.
 type Metrics struct {
@@ -68,8 +72,15 @@ func New(opts ...Option) (*Metrics, error) {
 	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
 		cfg.exportHealth = p.ExportHealthy
 	}
-	if cfg.electionTTL == 0 {
-		cfg.electionTTL = defaultElectionTTL(mp, cfg.sampleTimeout)
+	// The leader renews at each sample, and samples come at most every
+	// minimum interval: the lease must outlast that.
+	floor := cfg.minSampleInterval + cfg.sampleTimeout
+	switch {
+	case cfg.electionTTL == 0:
+		cfg.electionTTL = max(defaultElectionTTL(mp, cfg.sampleTimeout), 2*floor)
+	case cfg.queuePool != nil && cfg.election && cfg.electionTTL <= floor:
+		return nil, fmt.Errorf("otelmetrics: %w: election TTL %v must exceed the minimum sample interval plus the sample timeout (%v)",
+			ErrInvalidElectionTTL, cfg.electionTTL, floor)
 	}
 
 	m := &Metrics{cfg: cfg}

@@ -166,9 +166,12 @@ func WithSamplerElection(enabled bool) Option {
 // each renewal: the longest a replica that froze, lost the network or died
 // keeps the other replicas from taking over. It must be longer than the
 // time between two collections plus the sample timeout, or leadership
-// lapses between collections. The default is three export intervals plus
-// the sample timeout when the MeterProvider comes from NewMeterProvider,
-// else DefaultElectionTTL. Non-positive values are ignored.
+// lapses between collections; New refuses (ErrInvalidElectionTTL) one not
+// above the minimum sample interval plus the sample timeout. The default
+// is three export intervals plus the sample timeout when the MeterProvider
+// comes from NewMeterProvider, else DefaultElectionTTL, and at least twice
+// the minimum sample interval plus the sample timeout. Non-positive values
+// are ignored.
 func WithElectionTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {
