@@ -53,11 +53,14 @@ func (e *healthExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 	return err
 }
 
-// withExportHealth wraps exp so that p reports its health.
-func (p *Provider) withExportHealth(exp sdkmetric.Exporter, cfg providerConfig) sdkmetric.Exporter {
-	p.health = &exportHealth{}
-	p.interval = exportInterval(cfg)
-	return &healthExporter{Exporter: exp, health: p.health}
+// exportHealthWrapper returns the innermost OTLP exporter wrapper, which
+// makes p report the health of its OTLP exports.
+func (p *Provider) exportHealthWrapper(cfg *providerConfig) func(sdkmetric.Exporter) sdkmetric.Exporter {
+	return func(exp sdkmetric.Exporter) sdkmetric.Exporter {
+		p.health = &exportHealth{}
+		p.interval = exportInterval(*cfg)
+		return &healthExporter{Exporter: exp, health: p.health}
+	}
 }
 
 // ExportHealthy reports whether this Provider's metrics reach the OTLP

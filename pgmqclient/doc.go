@@ -26,11 +26,15 @@
 // # Queue names
 //
 // Queue names are checked in Go before any SQL is sent (see
-// ValidateQueueName): 1 to 47 characters, ASCII letters, digits and
-// underscore, not starting with a digit. Names reach PGMQ's functions only as
-// bind parameters; where the client itself names a queue table it quotes the
-// identifier. As in PGMQ, names are case-insensitive: queue "Orders" is
-// stored in table pgmq.q_orders.
+// ValidateQueueName): every name PGMQ accepts (at most 47 characters, none
+// of '$', ';', a single quote or "--") is accepted, so "nc-dash",
+// "Mixed-Case" or "orders.v2" work, except the empty name and names with
+// non-ASCII characters, whose table PostgreSQL's locale-dependent lower()
+// and 63-byte identifier limit make ambiguous. Names reach PGMQ's functions
+// only as bind parameters; where the client itself counts a queue table
+// (QueueSize) the server names the table and the client quotes it. As in
+// PGMQ, names are case-insensitive: queue "Orders" is stored in table
+// pgmq.q_orders.
 //
 // # Durations
 //
@@ -45,5 +49,6 @@
 // ErrInvalidQueueName or ErrInvalidArgument. Every error is an *OpError
 // naming the operation and the queue and wrapping the cause (with %w, so
 // errors.As finds the *pgconn.PgError). A queue that does not exist yields an
-// error matching ErrQueueNotFound.
+// error matching ErrQueueNotFound; a database without PGMQ one matching
+// ErrPGMQNotInstalled, whose text says how to install PGMQ.
 package pgmqclient

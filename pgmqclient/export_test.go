@@ -4,8 +4,11 @@ import "context"
 
 // Hooks for the external tests (package pgmqclient_test).
 
-// QueueTable exposes queueTable.
+// QueueTable exposes queueTable (the server names the table).
 var QueueTable = queueTable
+
+// QuoteTable exposes quoteTable.
+var QuoteTable = quoteTable
 
 // ScanMessages exposes the by-name mapping of message_record rows.
 var ScanMessages = scanMessages

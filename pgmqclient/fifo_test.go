@@ -149,7 +149,7 @@ func TestGroupedReadsRefusedBeforeSQL(t *testing.T) {
 	_, checks["negative vt"] = c.ReadGroupedRR(ctx, "q", -time.Second, 1)
 	_, checks["zero poll"] = c.ReadGroupedWithPoll(ctx, "q", time.Second, 1, 0, time.Millisecond)
 	_, checks["zero interval"] = c.ReadGroupedRRWithPoll(ctx, "q", time.Second, 1, time.Second, 0)
-	checks["bad name"] = c.CreateFIFOIndex(ctx, "a b")
+	checks["bad name"] = c.CreateFIFOIndex(ctx, "a;b")
 	for name, err := range checks {
 		if !errors.Is(err, pgmqclient.ErrInvalidArgument) && !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
 			t.Errorf("%s: %v, want a refused argument", name, err)

@@ -219,7 +219,7 @@ func TestSetVisibilityFormsRefusedBeforeSQL(t *testing.T) {
 	if _, err := c.SetVisibleAt(ctx, "q", 1, time.Time{}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
 		t.Errorf("zero time: %v", err)
 	}
-	if _, err := c.SetVisibleAtBatch(ctx, "1q", []int64{1}, time.Now()); !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
+	if _, err := c.SetVisibleAtBatch(ctx, "q$1", []int64{1}, time.Now()); !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
 		t.Errorf("bad name: %v", err)
 	}
 	if n := counting.calls.Load(); n != 0 {

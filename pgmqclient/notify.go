@@ -71,9 +71,15 @@ func (c *Client) DisableNotifyInsert(ctx context.Context, queue string) error {
 // and on releases without insert notifications.
 func (c *Client) NotifyInsertEnabled(ctx context.Context, queue string) (bool, error) {
 	const op = "notify insert enabled"
-	table, err := queueTable(queue)
-	if err != nil {
+	if err := ValidateQueueName(queue); err != nil {
 		return false, &OpError{Op: op, Queue: queue, Err: err}
+	}
+	table, err := queueTable(ctx, c.db, queue)
+	switch {
+	case errors.Is(err, ErrQueueNotFound):
+		return false, nil
+	case err != nil:
+		return false, opErr(op, queue, err)
 	}
 	var on bool
 	if err := c.db.QueryRow(ctx, notifyEnabledSQL, table).Scan(&on); err != nil {

@@ -142,7 +142,7 @@ func TestPartitionArgsRefusedBeforeSQL(t *testing.T) {
 		"leading on queue": c.CreatePartitioned(ctx, "q", pgmqclient.WithLeadingPartition(3)),
 		"premake on conv":  c.ConvertArchivePartitioned(ctx, "q", pgmqclient.WithPremake(3)),
 		"leading 0":        c.ConvertArchivePartitioned(ctx, "q", pgmqclient.WithLeadingPartition(0)),
-		"bad name":         c.ConvertArchivePartitioned(ctx, "q q"),
+		"bad name":         c.ConvertArchivePartitioned(ctx, "q--q"),
 	}
 	for name, err := range checks {
 		if !errors.Is(err, pgmqclient.ErrInvalidArgument) && !errors.Is(err, pgmqclient.ErrInvalidQueueName) {

@@ -177,7 +177,7 @@ func TestTopicsRefusedBeforeSQL(t *testing.T) {
 	c := pgmqclient.New(counting)
 	checks := map[string]error{}
 	checks["bad pattern"] = c.BindTopic(ctx, "a.**", "q")
-	checks["bad queue"] = c.BindTopic(ctx, "a.*", "q-1")
+	checks["bad queue"] = c.BindTopic(ctx, "a.*", "q'1")
 	_, checks["unbind bad pattern"] = c.UnbindTopic(ctx, ".a", "q")
 	_, checks["bad key"] = c.SendTopic(ctx, "a.*", json.RawMessage(`{}`))
 	_, checks["delay until"] = c.SendTopic(ctx, "a.b", json.RawMessage(`{}`), pgmqclient.WithDelayUntil(time.Now()))

@@ -98,12 +98,15 @@ type Waiter struct {
 // notifies and, if so, LISTENs on its channels.
 func NewWaiter(ctx context.Context, conn *pgx.Conn, queue string, opts ...WaiterOption) (*Waiter, error) {
 	const op = "wait"
-	table, err := queueTable(queue)
-	if err != nil {
+	if err := ValidateQueueName(queue); err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
 	}
 	if conn == nil {
 		return nil, invalidArg(op, queue, "nil connection")
+	}
+	table, err := queueTable(ctx, conn, queue)
+	if err != nil {
+		return nil, opErr(op, queue, err)
 	}
 	w := &Waiter{conn: conn, queue: queue, table: table,
 		opts: waiterOptions{poll: DefaultWaitPollInterval, recheck: DefaultWaitRecheckInterval, notify: true}}

@@ -76,7 +76,7 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-grace", "-1s"}, "-grace"},
 		{[]string{"-notify", "on"}, "-notify"},
 		{[]string{"-max-conns", "-1"}, "-max-conns"},
-		{[]string{"-queue", "bad-name"}, "-queue"},
+		{[]string{"-queue", "bad;name"}, "-queue"},
 		{[]string{"-queue", ""}, "-queue"},
 		{[]string{"-health-addr", "localhost"}, "-health-addr"},
 		{[]string{"extra"}, "argument"},
