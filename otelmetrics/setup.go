@@ -140,6 +140,9 @@ type Provider struct {
 	down   atomic.Bool
 	// flushFirst: Shutdown flushes before it stops the periodic readers.
 	flushFirst bool
+
+	health   *exportHealth // nil without an OTLP exporter; see export_health.go
+	interval time.Duration // of the OTLP exports; 0 without them
 }
 
 var _ metric.MeterProvider = (*Provider)(nil)
@@ -250,6 +253,8 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		return nil, err
 	}
 
+	p := &Provider{}
+	cfg.wrap = append([]func(sdkmetric.Exporter) sdkmetric.Exporter{p.exportHealthWrapper(&cfg)}, cfg.wrap...)
 	readers, err := exporters.readers(ctx, protocol, &cfg)
 	if err != nil {
 		return nil, err
@@ -262,7 +267,8 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		sdkOpts = append(sdkOpts, sdkmetric.WithView(cfg.views...))
 	}
 	mp := sdkmetric.NewMeterProvider(sdkOpts...)
-	return &Provider{meters: mp, sdk: mp, flushFirst: cfg.periodicReaders > 0}, nil
+	p.meters, p.sdk, p.flushFirst = mp, mp, cfg.periodicReaders > 0
+	return p, nil
 }
 
 // Meter implements metric.MeterProvider.

@@ -39,11 +39,12 @@ const hangGuard = 30 * time.Second
 type otlpSink struct {
 	colmetricpb.UnimplementedMetricsServiceServer
 
-	addr  string
-	delay time.Duration // each export takes this long: a slow collector
-	mu    sync.Mutex
-	reqs  []*colmetricpb.ExportMetricsServiceRequest
-	mds   []metadata.MD
+	addr   string
+	delay  time.Duration // each export takes this long: a slow collector
+	mu     sync.Mutex
+	reqs   []*colmetricpb.ExportMetricsServiceRequest
+	mds    []metadata.MD
+	others []*otlpSink // relayed into: they see what this one receives
 }
 
 func startSink(t *testing.T) *otlpSink {
@@ -70,9 +71,13 @@ func (s *otlpSink) Export(ctx context.Context, req *colmetricpb.ExportMetricsSer
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reqs = append(s.reqs, req)
 	s.mds = append(s.mds, md)
+	others := s.others
+	s.mu.Unlock()
+	for _, o := range others {
+		_, _ = o.Export(ctx, req)
+	}
 	return &colmetricpb.ExportMetricsServiceResponse{}, nil
 }
 

@@ -224,8 +224,9 @@ func TestPipeline(t *testing.T) {
 		}
 		sort.Strings(names)
 		want := []string{
-			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQMessageWaitTooLong", "PGMQOldestMessageTooOld",
-			"PGMQProcessingFailureRatioHigh", "PGMQQueueDepthGrowing", "PGMQSamplerErrors", "PGMQTelemetryAbsent",
+			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQMessageWaitTooLong", "PGMQNoQueueSampler",
+			"PGMQOldestMessageTooOld", "PGMQProcessingFailureRatioHigh", "PGMQQueueDepthGrowing", "PGMQSamplerErrors",
+			"PGMQTelemetryAbsent",
 			"PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh", "pgmq:queue_depth:max",
 		}
 		if !slices.Equal(names, want) {
