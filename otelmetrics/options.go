@@ -182,9 +182,10 @@ func WithElectionTTL(d time.Duration) Option {
 
 // WithExportHealth gives the sampler election a predicate telling whether
 // this replica's metrics reach the backend. A leader for which it turns
-// false resigns at its next collection, and a replica for which it is false
-// does not stand, so the queue metrics move to a replica that can export
-// them. By default it is the Provider's ExportHealthy when the
+// false marks its lease unhealthy, and a replica for which it is true takes
+// the lease over at its next collection, so the queue metrics move to a
+// replica that can export them; a replica for which it is false never takes
+// a healthy leader's lease, but leads when no replica can export. By default it is the Provider's ExportHealthy when the
 // MeterProvider comes from NewMeterProvider, else always true. Nil is
 // ignored.
 func WithExportHealth(healthy func() bool) Option {

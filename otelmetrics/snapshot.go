@@ -51,7 +51,7 @@ type QueueSnapshot struct {
 type SamplerSnapshot struct {
 	Role SamplerRole `json:"role"`
 	// Reason says why this instance is not the sampler: "held" (another
-	// replica leads), "unhealthy" (its exports fail), "read_only" (its
+	// replica leads), "unhealthy" (its exports fail and a healthy replica leads), "read_only" (its
 	// database is a standby), "lost" or "untrusted" (its term ended).
 	Reason string `json:"reason,omitempty"`
 	// SampledAt is when the last attempt ended; zero before the first.

@@ -5,20 +5,23 @@
 //
 // # States
 //
-//	               Step: TryAcquire ok (and healthy)
+//	               Step: TryAcquire ok
 //	 +----------+ -----------------------------------> +--------+
 //	 | follower |                                      | leader | --+ Step: Renew ok
 //	 +----------+ <----------------------------------- +--------+ <-+ (new trust window)
 //	   |    ^      Step: Renew says ErrLeaseLost or ErrReadOnly;
 //	   +----+      store error once the trust window ran out;
-//	Step: ErrHeld, unhealthy (Release); Resign (Release)
+//	Step: ErrHeld, Resign (Release)
 //	ErrReadOnly,
-//	unhealthy, error
+//	error
 //
 // The elector has no goroutine of its own: its owner calls Step at each
-// collection. A follower attempts to acquire the lease (unless its own
-// exports fail: a replica that cannot export must not lead); a leader renews
-// it, or releases it when its export health says it is useless.
+// collection. A follower attempts to acquire the lease; a leader renews it.
+// Both say whether they are healthy (their exports work): a healthy
+// candidate takes over the lease of an unhealthy leader at once, while an
+// unhealthy candidate takes only a free or expired lease. So a replica that
+// cannot export leads only when no replica that can is there, and then goes
+// on sampling for its in-process readers (health endpoints).
 //
 // # Terms and the trust window
 //
@@ -51,8 +54,12 @@
 //     and the next follower to Step acquires it. Nothing depends on TCP
 //     keepalives or on the server noticing a dead session.
 //   - The leader reaches the database but its exports fail: the owner's
-//     health predicate turns false, the leader releases its term at its next
-//     Step and followers with working exports take over at once.
+//     health predicate turns false, the leader's next renewal marks its
+//     lease unhealthy, and the next healthy follower to Step takes it over
+//     at once; the old leader finds its lease lost at its next Step. Until
+//     then both may sample, but the old leader's exports fail, so only the
+//     new leader's depth reaches the backend. With no healthy follower the
+//     unhealthy leader keeps its lease.
 //   - A connection pooler in transaction mode: every store call is one
 //     short transaction and relies on no session state, so which server
 //     connection runs it does not matter, and Release works through it.

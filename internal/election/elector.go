@@ -39,7 +39,7 @@ const (
 	ReasonNone      Reason = ""          // leader
 	ReasonHeld      Reason = "held"      // another replica leads
 	ReasonLost      Reason = "lost"      // the term ended: the lease expired or was taken
-	ReasonUnhealthy Reason = "unhealthy" // the health predicate is false: resigned, or not standing
+	ReasonUnhealthy Reason = "unhealthy" // the health predicate is false, and another replica leads
 	ReasonReadOnly  Reason = "read_only" // the database is a hot standby or read-only
 	ReasonError     Reason = "error"     // the store failed; see the error
 	ReasonResigned  Reason = "resigned"  // Resign was called
@@ -67,8 +67,9 @@ type Config struct {
 	// scheduling; zero means TTL/5. Must be below TTL.
 	Margin time.Duration
 	// Healthy, when not nil, says whether this replica is fit to lead
-	// (for example, its exports succeed). A leader that is not resigns at
-	// its next Step; a follower that is not does not stand.
+	// (for example, its exports succeed). A healthy follower takes over
+	// the lease of an unhealthy leader at its next Step; an unhealthy one
+	// takes only a free or expired lease.
 	Healthy func() bool
 	// Now is the local clock; it must carry a monotonic reading. Nil means
 	// time.Now.
@@ -192,8 +193,8 @@ func (t Term) Equal(u Term) bool {
 	return t.LeaderID == u.LeaderID && t.ElectedAt.Equal(u.ElectedAt)
 }
 
-// Step advances the election once: a leader renews its lease (or resigns
-// when unhealthy), a follower tries to acquire it. The error is the
+// Step advances the election once: a leader renews its lease, a follower
+// tries to acquire it, each saying whether it is healthy. The error is the
 // store's, for the owner to count; the Status says where the elector
 // stands either way.
 func (e *Elector) Step(ctx context.Context) (Status, error) {
@@ -214,11 +215,10 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	e.mu.Unlock()
 
 	if !term.IsZero() {
-		if !healthy {
-			err := e.release(ctx, term)
-			return e.follow(ReasonUnhealthy), err
-		}
-		lease, err := e.store.Renew(ctx, RenewParams{Key: e.cfg.Key, Term: term, TTL: e.cfg.TTL})
+		// An unhealthy leader goes on leading, its lease marked unhealthy,
+		// so a healthy replica takes it over at its next attempt; a lone
+		// replica keeps sampling for its in-process readers.
+		lease, err := e.store.Renew(ctx, RenewParams{Key: e.cfg.Key, Term: term, TTL: e.cfg.TTL, Healthy: healthy})
 		switch {
 		case err == nil:
 			return e.lead(lease.Term, start), nil
@@ -236,13 +236,12 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 			return e.follow(ReasonUntrusted), err
 		}
 	}
-	if !healthy {
-		return e.follow(ReasonUnhealthy), nil
-	}
-	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL})
+	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL, Healthy: healthy})
 	switch {
 	case err == nil:
 		return e.lead(lease.Term, start), nil
+	case errors.Is(err, ErrHeld) && !healthy:
+		return e.follow(ReasonUnhealthy), nil
 	case errors.Is(err, ErrHeld):
 		return e.follow(ReasonHeld), nil
 	case errors.Is(err, ErrReadOnly):

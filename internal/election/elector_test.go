@@ -35,21 +35,27 @@ type memStore struct {
 	clock *clock
 	mu    sync.Mutex
 	rows  map[int64]Lease
+	// healthy says whether each lease's holder was healthy at its last
+	// acquire or renew.
+	healthy map[int64]bool
 	// onRenew, when set, runs inside Renew before it answers.
 	onRenew func() error
 }
 
-func newMemStore(c *clock) *memStore { return &memStore{clock: c, rows: map[int64]Lease{}} }
+func newMemStore(c *clock) *memStore {
+	return &memStore{clock: c, rows: map[int64]Lease{}, healthy: map[int64]bool{}}
+}
 
 func (m *memStore) TryAcquire(_ context.Context, p AcquireParams) (Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock.Now()
-	if l, ok := m.rows[p.Key]; ok && l.ExpiresAt.After(now) && l.LeaderID != p.LeaderID {
+	if l, ok := m.rows[p.Key]; ok && l.ExpiresAt.After(now) && l.LeaderID != p.LeaderID && !(p.Healthy && !m.healthy[p.Key]) {
 		return Lease{}, ErrHeld
 	}
 	l := Lease{Term: Term{LeaderID: p.LeaderID, ElectedAt: now}, ExpiresAt: now.Add(p.TTL)}
 	m.rows[p.Key] = l
+	m.healthy[p.Key] = p.Healthy
 	return l, nil
 }
 
@@ -68,6 +74,7 @@ func (m *memStore) Renew(_ context.Context, p RenewParams) (Lease, error) {
 	}
 	l.ExpiresAt = now.Add(p.TTL)
 	m.rows[p.Key] = l
+	m.healthy[p.Key] = p.Healthy
 	return l, nil
 }
 
@@ -185,32 +192,39 @@ func TestStoreErrorEndsLeadershipWithTheWindow(t *testing.T) {
 	}
 }
 
-// A leader whose exports fail resigns at its next step and another takes
-// over at once; a replica whose exports fail does not stand.
-func TestUnhealthyLeaderResigns(t *testing.T) {
+// A leader whose exports fail is replaced by a healthy replica at that
+// replica's next step; an unhealthy replica never takes a healthy leader's
+// lease; a lone unhealthy replica leads, so its in-process readers still
+// get depths.
+func TestUnhealthyLeaderYieldsToHealthy(t *testing.T) {
 	c := newClock()
 	s := newMemStore(c)
 	var mu sync.Mutex
 	aHealthy := true
+	setA := func(v bool) { mu.Lock(); aHealthy = v; mu.Unlock() }
 	a := newTestElector(t, s, c, "a", func() bool { mu.Lock(); defer mu.Unlock(); return aHealthy })
 	b := newTestElector(t, s, c, "b", nil)
 	mustStep(t, a, Leader)
 	mustStep(t, b, Follower)
-	mu.Lock()
-	aHealthy = false
-	mu.Unlock()
-	if got := mustStep(t, a, Follower); got.Reason != ReasonUnhealthy {
-		t.Fatalf("a's reason = %q", got.Reason)
+	setA(false)
+	mustStep(t, a, Leader) // renews, marking its lease unhealthy
+	mustStep(t, b, Leader) // takes it over at once
+	// a finds its lease lost, stands again at once, and may not take b's.
+	for range 2 {
+		if got := mustStep(t, a, Follower); got.Reason != ReasonUnhealthy {
+			t.Fatalf("a's reason = %q, want %q", got.Reason, ReasonUnhealthy)
+		}
 	}
-	mustStep(t, b, Leader)
 	if err := b.Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustStep(t, a, Follower); got.Reason != ReasonUnhealthy {
-		t.Fatalf("unhealthy a stood for election: %+v", got)
-	}
-	if l, _ := s.Holder(context.Background(), 1); !l.IsZero() {
-		t.Fatalf("lease held after resignations: %+v", l)
+	// Alone and unhealthy, a leads: nobody else could.
+	mustStep(t, a, Leader)
+	// Healthy again, it keeps the lease against b.
+	setA(true)
+	mustStep(t, a, Leader)
+	if got := mustStep(t, b, Follower); got.Reason != ReasonHeld {
+		t.Fatalf("b's reason = %q, want %q", got.Reason, ReasonHeld)
 	}
 }
 

@@ -32,7 +32,8 @@ CREATE UNLOGGED TABLE IF NOT EXISTS pgmqotel.election_lease (
 	key        bigint PRIMARY KEY,
 	leader_id  text NOT NULL,
 	elected_at timestamptz NOT NULL,
-	expires_at timestamptz NOT NULL
+	expires_at timestamptz NOT NULL,
+	healthy    boolean NOT NULL DEFAULT true
 );`
 
 // PostgresGrantSQL returns the statements that let role (a plain name,
@@ -112,11 +113,12 @@ func (p *Postgres) TryAcquire(ctx context.Context, a AcquireParams) (Lease, erro
 		return Lease{}, &ConfigError{Field: "TTL", Reason: "must be positive"}
 	}
 	sql := `SELECT pg_is_in_recovery();` + p.local() + `
-INSERT INTO ` + PostgresTable + ` AS l (key, leader_id, elected_at, expires_at)
-VALUES (` + itoa(a.Key) + `, ` + literal(a.LeaderID) + `, now(), now() + ` + millis(a.TTL) + `)
+INSERT INTO ` + PostgresTable + ` AS l (key, leader_id, elected_at, expires_at, healthy)
+VALUES (` + itoa(a.Key) + `, ` + literal(a.LeaderID) + `, now(), now() + ` + millis(a.TTL) + `, ` + boolean(a.Healthy) + `)
 ON CONFLICT (key) DO UPDATE
-	SET leader_id = excluded.leader_id, elected_at = excluded.elected_at, expires_at = excluded.expires_at
-	WHERE l.expires_at <= now() OR l.leader_id = excluded.leader_id
+	SET leader_id = excluded.leader_id, elected_at = excluded.elected_at,
+		expires_at = excluded.expires_at, healthy = excluded.healthy
+	WHERE l.expires_at <= now() OR l.leader_id = excluded.leader_id OR (excluded.healthy AND NOT l.healthy)
 RETURNING ` + leaseColumns
 	res, err := p.run(ctx, "acquire", sql)
 	if err != nil {
@@ -138,7 +140,7 @@ func (p *Postgres) Renew(ctx context.Context, r RenewParams) (Lease, error) {
 		return Lease{}, err
 	}
 	sql := p.local() + `
-UPDATE ` + PostgresTable + ` SET expires_at = now() + ` + millis(r.TTL) + `
+UPDATE ` + PostgresTable + ` SET expires_at = now() + ` + millis(r.TTL) + `, healthy = ` + boolean(r.Healthy) + `
 WHERE ` + termMatch(r.Key, r.Term) + ` AND expires_at > now()
 RETURNING ` + leaseColumns
 	res, err := p.run(ctx, "renew", sql)
@@ -282,4 +284,12 @@ func millis(d time.Duration) string {
 // standard_conforming_strings says.
 func literal(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// boolean renders b as an SQL literal.
+func boolean(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
 }

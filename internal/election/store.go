@@ -38,18 +38,25 @@ type Lease struct {
 	ExpiresAt time.Time
 }
 
-// AcquireParams asks for the lease of Key for LeaderID for TTL.
+// AcquireParams asks for the lease of Key for LeaderID for TTL. Healthy
+// says whether the candidate is fit to lead (its exports work): a healthy
+// candidate may also take a lease whose holder is unhealthy, an unhealthy
+// one only a free or expired lease.
 type AcquireParams struct {
 	Key      int64
 	LeaderID string
 	TTL      time.Duration
+	Healthy  bool
 }
 
-// RenewParams extends Term's lease of Key by TTL from the database's now.
+// RenewParams extends Term's lease of Key by TTL from the database's now,
+// recording whether the leader is Healthy (an unhealthy leader's lease can
+// be taken by a healthy candidate at any time).
 type RenewParams struct {
-	Key  int64
-	Term Term
-	TTL  time.Duration
+	Key     int64
+	Term    Term
+	TTL     time.Duration
+	Healthy bool
 }
 
 // ReleaseParams ends Term's lease of Key, if it is still Term's.
@@ -62,8 +69,9 @@ type ReleaseParams struct {
 // operation; implementations keep no state between calls that a pooler
 // could mix up.
 type Store interface {
-	// TryAcquire takes the lease when it is free or expired, starting a
-	// new term. It returns ErrHeld when another leader holds it.
+	// TryAcquire takes the lease when it is free or expired, or, for a
+	// healthy candidate, when its holder is unhealthy, starting a new term.
+	// It returns ErrHeld when another leader holds it.
 	TryAcquire(ctx context.Context, p AcquireParams) (Lease, error)
 	// Renew extends p.Term's lease; ErrLeaseLost when it is not its own.
 	Renew(ctx context.Context, p RenewParams) (Lease, error)
