@@ -126,7 +126,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 			"-processors", "0", "-rate", "0", "-queue", e2eQueue)
 		truth := countQueue(t, db)
 		// The stopped worker's last series stay in the collector for its
-		// metric_expiration (3m); the value asked for is the reporter's.
+		// metric_expiration (1m); the value asked for is the reporter's.
 		promql := fmt.Sprintf(`sum(max by (messaging_destination_name, pgmq_message_state) `+
 			`(pgmq_queue_depth{messaging_destination_name=%q, service_instance_id="e2e-reporter"}))`, e2eQueue)
 		v := waitForValue(t, s, promql, func(v float64) bool { return v == float64(truth) })

@@ -15,12 +15,18 @@
 //
 // New registers the instruments on a MeterProvider; NewMeterProvider builds
 // one that exports over OTLP, configured by the standard OTEL_* variables.
+// NewTracerProvider and NewPropagator build the tracing side from the same
+// variables, for package otelpgmq (spans across the queue, whose Process
+// also drives the processor count).
 //
 // Telemetry never holds up the application: processor accounting is two
 // atomic additions, pool sampling reads memory, and queue sampling runs on a
 // dedicated connection under a timeout, throttled, and (by default) on only
-// one replica at a time, elected with a PostgreSQL advisory lock. When a
-// sample fails its points are left out rather than invented, the failure is
-// counted in pgmq.sampler.errors, and the error goes to otel.Handle once per
-// distinct failure.
+// one replica at a time, elected through a lease row in PostgreSQL that the
+// leader renews at every sample (see WithSamplerElection and ElectionDDL);
+// it works directly, behind PgBouncer in session or transaction mode, and
+// stays out of the way on a hot standby. When a sample fails its points are
+// left out rather than invented, the failure is counted in
+// pgmq.sampler.errors, and the error goes to otel.Handle once per distinct
+// failure (operation and error type).
 package otelmetrics

@@ -2,7 +2,7 @@ package otelmetrics
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"testing"
 	"time"
 
@@ -37,9 +37,11 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 	if err := c.CreateQueue(ctx, "shared"); err != nil {
 		t.Fatal(err)
 	}
+	const ttl = time.Second
 	replicas := make([]replica, 3)
 	for i := range replicas {
-		m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "shared"), WithMinSampleInterval(0))
+		m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "shared"), WithMinSampleInterval(0),
+			WithElectionTTL(ttl), WithSampleTimeout(ttl/2))
 		replicas[i] = replica{m, r}
 	}
 
@@ -70,81 +72,117 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 		t.Fatalf("roles = %v, want one sampler and two standbys", roles)
 	}
 
-	// Kill the holder's session, as a failover or a network cut would.
-	var pid int32
-	if err := db.Pool.QueryRow(ctx,
-		`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-	).Scan(&pid); err != nil {
-		t.Fatalf("find the election lock holder: %v", err)
+	// Killing the holder's session ends no term: leadership is a lease,
+	// not a session. The holder reconnects at once and goes on leading.
+	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, samplerAppName); err != nil {
+		t.Fatal(err)
 	}
-	var terminated bool
-	if err := db.Pool.QueryRow(ctx, `SELECT pg_terminate_backend($1, 5000)`, pid).Scan(&terminated); err != nil || !terminated {
-		t.Fatalf("terminate holder %d: %v %v", pid, terminated, err)
+	if got := reporting(t, replicas); len(got) != 1 || got[0] != holder {
+		t.Fatalf("after killing every sampler session, reporting %v, want [%d]", got, holder)
 	}
 
-	// Within one collection interval (one collection by every replica)
-	// another replica reports, and only one.
-	next := reporting(t, replicas)
-	if len(next) != 1 || next[0] == holder {
-		t.Fatalf("after killing replica %d's session, reporting: %v; want exactly one other", holder, next)
+	// The holder stops collecting (frozen): once its lease has expired
+	// another replica takes over, and the old holder, collecting again,
+	// reports nothing: its term has ended.
+	others := []int{}
+	for i := range replicas {
+		if i != holder {
+			others = append(others, i)
+		}
 	}
-	// And it stays that way: the old holder comes back as a standby.
-	if again := reporting(t, replicas); len(again) != 1 || again[0] != next[0] {
-		t.Fatalf("reporting then: %v, want [%d]", again, next[0])
+	var next int
+	eventually(t, 10*ttl, "another replica to take over", func() bool {
+		for _, i := range others {
+			if len(collect(t, replicas[i].r).points(MetricQueueDepth)) > 0 {
+				next = i
+				return true
+			}
+		}
+		return false
+	})
+	if pts := collect(t, replicas[holder].r).points(MetricQueueDepth); len(pts) != 0 {
+		t.Fatalf("the old holder reports after its term ended: %v", pts)
+	}
+	if got := reporting(t, replicas); len(got) != 1 || got[0] != next {
+		t.Fatalf("reporting after the takeover: %v, want [%d]", got, next)
 	}
 
-	// A closed sampler releases the lock at once.
-	if err := replicas[next[0]].m.Close(); err != nil {
+	// A closed sampler releases the lease: another replica leads at its
+	// very next collection, without waiting for the lease to expire.
+	if err := replicas[next].m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	rest := []replica{}
 	for i, rp := range replicas {
-		if i != next[0] {
+		if i != next {
 			rest = append(rest, rp)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if got := reporting(t, rest); len(got) == 1 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no replica took over after Close: %v", got)
-		}
+	if got := reporting(t, rest); len(got) != 1 {
+		t.Fatalf("reporting at the first round after Close: %v, want one", got)
 	}
 }
 
-// The sampler's session carries the settings its guarantees rest on.
-func TestSamplerSessionSettings(t *testing.T) {
+// The sampler sets nothing on its session, so a pooler in transaction mode
+// has nothing to refuse or leak to the application's sessions: its
+// timeouts are local to each sample's transaction.
+func TestSamplerSetsNothingOnTheSession(t *testing.T) {
 	db := pgmqtest.New(t)
 	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithSampleTimeout(time.Second))
 	collect(t, r)
-	conn := m.sampler.conn
+	conn := m.sampler.conn.conn
 	if conn == nil {
 		t.Fatal("no sampler connection after a collection")
 	}
 	for setting, want := range map[string]string{
-		"application_name":  "pgmqotel-queue-sampler",
-		"plan_cache_mode":   "force_generic_plan",
-		"statement_timeout": "900ms",
-		// pgmqclient's DepthSampler sets its own, so that a locked queue
-		// table costs that queue only (pgmqclient.DefaultDepthLockTimeout).
-		"lock_timeout":            "100ms",
-		"tcp_keepalives_idle":     "10",
-		"tcp_keepalives_interval": "5",
-		"tcp_keepalives_count":    "3",
+		"application_name":  samplerAppName,
+		"statement_timeout": "0",
+		"lock_timeout":      "0",
+		"plan_cache_mode":   "auto",
 	} {
-		var (
-			got   string
-			isTCP bool
-		)
-		if err := conn.QueryRow(context.Background(), "SELECT current_setting($1), inet_client_addr() IS NOT NULL", setting).Scan(&got, &isTCP); err != nil {
+		var got string
+		if err := conn.QueryRow(context.Background(), "SELECT current_setting($1)", setting).Scan(&got); err != nil {
 			t.Fatal(err)
-		}
-		if strings.HasPrefix(setting, "tcp_") && !isTCP {
-			continue // keepalives apply to TCP only; the server reports 0 on a Unix socket
 		}
 		if got != want {
 			t.Errorf("%s = %q, want %q", setting, got, want)
 		}
+	}
+}
+
+// A sample reused within the minimum interval is not reported once its
+// term has ended: a replica that no longer leads reports nothing from its
+// old term, even from memory. The term ends here by resignation, as when
+// the replica's exports fail.
+func TestCachedSampleOfEndedTermNotReported(t *testing.T) {
+	db := pgmqtest.New(t)
+	if err := pgmqclient.New(db.Pool).CreateQueue(context.Background(), "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(time.Hour), WithElectionTTL(3*time.Hour))
+	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
+		t.Fatal("no depth from the leader")
+	}
+	samples := m.sampler.samples.Load()
+	if err := m.sampler.elector.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if pts := collect(t, r).points(MetricQueueDepth); len(pts) != 0 {
+		t.Fatalf("a cached sample of an ended term was reported: %v", pts)
+	}
+	if s := m.Snapshot(context.Background()); len(s.Queues) != 0 || s.QueueSampler.Role == RoleSampler {
+		t.Fatalf("snapshot reports an ended term's sample: %+v %v", s.QueueSampler, s.Queues)
+	}
+	if n := m.sampler.samples.Load(); n != samples {
+		t.Fatalf("the sample was not reused (%d samples, then %d): the test proves nothing", samples, n)
+	}
+}
+
+// A TTL the leader could not renew within is refused before any I/O.
+func TestElectionTTLTooShort(t *testing.T) {
+	db := pgmqtest.New(t)
+	_, err := New(WithQueueSampling(db.Pool), WithMinSampleInterval(time.Minute), WithElectionTTL(30*time.Second))
+	if !errors.Is(err, ErrInvalidElectionTTL) {
+		t.Fatalf("New with a TTL below the minimum sample interval: %v, want ErrInvalidElectionTTL", err)
 	}
 }

@@ -38,8 +38,14 @@ func Example() {
 	}
 	defer m.Close()
 	// Deferred last, so it runs first: the final export still observes
-	// the instruments.
-	defer mp.Shutdown(context.Background())
+	// the instruments. Bounded: with the collector down it gives up.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := mp.Shutdown(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	kind := m.Processor("task_requests") // keep it; Start/Finish cost two atomic adds
 	run := kind.Start()

@@ -44,6 +44,10 @@ const (
 	AttrErrorType       = "error.type"
 )
 
+// ErrInvalidElectionTTL is returned by New when WithElectionTTL is too
+// short for the leader to renew its lease between two samples.
+var ErrInvalidElectionTTL = errors.New("invalid election TTL")
+
 // Metrics owns the registered instruments. Create it with New and release it
 // with Close. Its methods are safe for concurrent use.
 type Metrics struct {
@@ -66,6 +70,19 @@ func New(opts ...Option) (*Metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
+		cfg.exportHealth = p.ExportHealthy
+	}
+	// The leader renews at each sample, and samples come at most every
+	// minimum interval: the lease must outlast that.
+	floor := cfg.minSampleInterval + cfg.sampleTimeout
+	switch {
+	case cfg.electionTTL == 0:
+		cfg.electionTTL = max(defaultElectionTTL(mp, cfg.sampleTimeout), 2*floor)
+	case cfg.queuePool != nil && cfg.election && cfg.electionTTL <= floor:
+		return nil, fmt.Errorf("otelmetrics: %w: election TTL %v must exceed the minimum sample interval plus the sample timeout (%v)",
+			ErrInvalidElectionTTL, cfg.electionTTL, floor)
+	}
 
 	m := &Metrics{cfg: cfg}
 	for _, p := range cfg.pools {
@@ -123,8 +140,8 @@ func (m *Metrics) registerLocal(meter metric.Meter) (metric.Registration, error)
 	}, observables...)
 }
 
-// Close unregisters the callbacks and closes the queue sampler's connection,
-// which releases its election lock. It is idempotent. Shut the
+// Close unregisters the callbacks, releases the queue sampler's election
+// lease and closes its connection. It is idempotent. Shut the
 // MeterProvider down first: its final export still observes these
 // instruments, and after Close it would carry none of them.
 func (m *Metrics) Close() error {

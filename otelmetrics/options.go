@@ -15,6 +15,9 @@ const (
 	// samples; collections in between (several readers, health checks)
 	// reuse the last sample.
 	DefaultMinSampleInterval = time.Second
+	// DefaultElectionTTL is the election lease's lifetime when the export
+	// interval is unknown (a MeterProvider not made by NewMeterProvider).
+	DefaultElectionTTL = 30 * time.Second
 )
 
 // Option configures New. A nil Option is ignored.
@@ -45,6 +48,9 @@ type config struct {
 	election          bool
 	electionKey       int64
 	electionKeySet    bool
+	electionTTL       time.Duration // 0: derived (see defaultElectionTTL)
+	exportHealth      func() bool   // nil: the Provider's, if any
+	samplerConfig     *pgxpool.Config
 	now               func() time.Time
 }
 
@@ -86,9 +92,10 @@ func WithPool(name string, pool *pgxpool.Pool) Option {
 }
 
 // WithQueueSampling enables the PGMQ queue instruments. The sampler opens
-// one dedicated connection with the pool's connection settings, so pool
+// one dedicated connection the way the pool opens its own (its connection
+// config, BeforeConnect, AfterConnect and query exec mode), so pool
 // saturation never delays a sample and a sample never takes a connection
-// from the application. With no queue names every queue is reported,
+// from the application. WithSamplerConfig connects it elsewhere. With no queue names every queue is reported,
 // discovered at each sample; a dropped queue simply stops being reported.
 func WithQueueSampling(pool *pgxpool.Pool, queues ...string) Option {
 	return optionFunc(func(c *config) {
@@ -132,18 +139,69 @@ func WithExactCountThreshold(n int64) Option {
 	})
 }
 
+// WithSamplerConfig connects the queue sampler with cfg instead of the
+// sampled pool's configuration: another DSN (the primary, when the
+// application's pool reads from a standby; a direct address, when the pool
+// goes through a pooler), another role, other hooks. Its BeforeConnect and
+// AfterConnect run as pgxpool would run them. The config is copied. Nil is
+// ignored.
+func WithSamplerConfig(cfg *pgxpool.Config) Option {
+	return optionFunc(func(c *config) {
+		if cfg != nil {
+			c.samplerConfig = cfg.Copy()
+		}
+	})
+}
+
 // WithSamplerElection turns the election of a single queue sampler across
-// replicas on or off (default on). When on, only the instance holding a
-// PostgreSQL session advisory lock reports queue metrics; the others report
-// only their processors and pools, and take over within one collection
-// interval when the holder's connection dies.
+// replicas on or off (default on). When on, only the replica holding the
+// election lease (a row in pgmqotel.election_lease, see ElectionDDL)
+// reports queue metrics; the others report only their processors and
+// pools. The leader renews the lease at each collection and steps down
+// when it cannot, when its term's trust window runs out, or when its
+// exports keep failing; another replica takes over within the lease's TTL
+// (WithElectionTTL).
 func WithSamplerElection(enabled bool) Option {
 	return optionFunc(func(c *config) { c.election = enabled })
 }
 
-// WithElectionKey sets the advisory lock key of the sampler election. By
-// default it is derived from the configured queue names, so replicas
-// sampling the same queues elect one sampler among themselves.
+// WithElectionTTL sets the lifetime of the sampler's election lease from
+// each renewal: the longest a replica that froze, lost the network or died
+// keeps the other replicas from taking over. It must be longer than the
+// time between two collections plus the sample timeout, or leadership
+// lapses between collections; New refuses (ErrInvalidElectionTTL) one not
+// above the minimum sample interval plus the sample timeout. The default
+// is three export intervals plus the sample timeout when the MeterProvider
+// comes from NewMeterProvider, else DefaultElectionTTL, and at least twice
+// the minimum sample interval plus the sample timeout. Non-positive values
+// are ignored.
+func WithElectionTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.electionTTL = d
+		}
+	})
+}
+
+// WithExportHealth gives the sampler election a predicate telling whether
+// this replica's metrics reach the backend. A leader for which it turns
+// false marks its lease unhealthy, and a replica for which it is true takes
+// the lease over at its next collection, so the queue metrics move to a
+// replica that can export them; a replica for which it is false never takes
+// a healthy leader's lease, but leads when no replica can export. By default it is the Provider's ExportHealthy when the
+// MeterProvider comes from NewMeterProvider, else always true. Nil is
+// ignored.
+func WithExportHealth(healthy func() bool) Option {
+	return optionFunc(func(c *config) {
+		if healthy != nil {
+			c.exportHealth = healthy
+		}
+	})
+}
+
+// WithElectionKey sets the key of the sampler election. By default it is
+// derived from the configured queue names, so replicas sampling the same
+// queues elect one sampler among themselves.
 func WithElectionKey(key int64) Option {
 	return optionFunc(func(c *config) {
 		c.electionKey = key

@@ -82,8 +82,9 @@ func PoolName(pool *pgxpool.Pool) string {
 	return net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database
 }
 
-// PoolStats is one sample of a pool.
-type PoolStats struct {
+// poolStats is one sample of a pool (unexported: nothing outside the
+// callback needs it; the instruments carry the same values).
+type poolStats struct {
 	// Used connections are acquired by the application; Idle ones wait in
 	// the pool; Total also counts connections being opened.
 	Used, Idle, Total, Max int32
@@ -92,9 +93,9 @@ type PoolStats struct {
 	Utilization float64
 }
 
-func (p *poolObserver) stats() (PoolStats, *pgxpool.Stat) {
+func (p *poolObserver) stats() (poolStats, *pgxpool.Stat) {
 	st := p.pool.Stat()
-	s := PoolStats{
+	s := poolStats{
 		Used:  st.AcquiredConns(),
 		Idle:  st.IdleConns(),
 		Total: st.TotalConns(),

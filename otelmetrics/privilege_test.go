@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,7 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 	}
 
 	roleURL := monitorRole(t, db)
+	u, _ := url.Parse(roleURL)
 	pool, err := pgxpool.New(ctx, roleURL)
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +117,29 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 	}
 	if n, err := c.QueueSize(ctx, "orders"); err != nil || n != 4 {
 		t.Fatalf("orders after the refused writes: %d, %v; want 4", n, err)
+	}
+
+	// Without the election's table, which the role may not create, the
+	// election fails loudly, typed by the refusal's SQLSTATE, naming the
+	// way out; no queue point is made up.
+	h := setErrorHandler(t)
+	_, r := newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
+	got := collect(t, r)
+	if pts := got.points(MetricQueueDepth); len(pts) != 0 {
+		t.Fatalf("queue points without an election table: %v", pts)
+	}
+	if types := got.errorTypes(); types["42501"] != 1 {
+		t.Fatalf("error types without an election table: %v, want 42501", types)
+	}
+	if errs := handled(h); len(errs) != 1 || !strings.Contains(errs[0].Error(), "ElectionDDL") {
+		t.Fatalf("handled without an election table: %v, want one error naming ElectionDDL", errs)
+	}
+
+	// The documented one-time setup: the table, and the role's grant.
+	for _, sql := range []string{ElectionDDL, ElectionGrantSQL(u.User.Username())} {
+		if _, err := db.Pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
 	}
 
 	// Every queue, discovered, and a named one, with and without election.
@@ -153,13 +178,12 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 
 	// The control: without pg_monitor the same role cannot sample, and the
 	// refusal is counted by its SQLSTATE with no points made up.
-	u, _ := url.Parse(roleURL)
 	if _, err := db.Pool.Exec(ctx, "REVOKE pg_monitor FROM "+pgx.Identifier{u.User.Username()}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	setErrorHandler(t)
-	_, r := newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
-	got := collect(t, r)
+	_, r = newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
+	got = collect(t, r)
 	if pts := got.points(MetricQueueDepth); len(pts) != 0 {
 		t.Fatalf("queue points without pg_monitor: %v", pts)
 	}

@@ -118,14 +118,23 @@ func (s *queueSampler) queueFailures(depths []pgmqclient.QueueDepth) {
 
 // countFailure adds one to pgmq.sampler.errors for error.type typ.
 func (s *queueSampler) countFailure(typ string) {
-	s.failMu.Lock()
-	f := s.failures[typ]
-	if f == nil {
-		f = &failureCount{attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrErrorType, typ)))}
-		s.failures[typ] = f
+	s.failures.count(typ)
+}
+
+// count adds one failure of error.type typ without reporting it (the
+// caller reports per queue).
+func (f *failureCounts) count(typ string) {
+	f.mu.Lock()
+	if f.counts == nil {
+		f.counts = map[string]*failureCount{}
 	}
-	s.failMu.Unlock()
-	f.n.Add(1)
+	c := f.counts[typ]
+	if c == nil {
+		c = &failureCount{attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrErrorType, typ)))}
+		f.counts[typ] = c
+	}
+	f.mu.Unlock()
+	c.n.Add(1)
 }
 
 // validateQueuePatterns checks the include and exclude patterns before any

@@ -5,21 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/pgmqotel/pgmqotel/internal/election"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
@@ -29,20 +23,29 @@ type SamplerRole string
 // Sampler roles.
 const (
 	// RoleSampler: this instance samples the queues (it holds the election
-	// lock, or election is off).
+	// lease, or election is off).
 	RoleSampler SamplerRole = "sampler"
-	// RoleStandby: another instance holds the election lock; this one
-	// reports no queue metrics and tries to take over at each collection.
+	// RoleStandby: this instance does not lead the election (another
+	// holds the lease, or its own exports fail); it reports no queue
+	// metrics and tries to take over at each collection.
 	RoleStandby SamplerRole = "standby"
 	// RoleUnknown: no sample has completed yet, or the last one failed
 	// before the election could be decided.
 	RoleUnknown SamplerRole = "unknown"
+	// RoleReadOnly: the sampler's database accepts no writes (a hot
+	// standby), so this instance cannot hold the election lease and
+	// reports no queue metrics; the replicas on the primary elect the
+	// sampler. WithSamplerConfig pointing at the primary makes it eligible.
+	RoleReadOnly SamplerRole = "read_only"
 )
 
 // queueSample is the immutable result of one sampling attempt.
 type queueSample struct {
 	at     time.Time // local clock when the attempt ended
 	role   SamplerRole
+	reason string        // why not the sampler, from the election
+	term   election.Term // the term sampled in; zero without election
+	op     string        // what failed, with err
 	err    error
 	depths []pgmqclient.QueueDepth
 	attrs  []*queueAttrs // parallel to depths
@@ -71,33 +74,23 @@ func newQueueAttrs(name string) *queueAttrs {
 // a time (sem); the latest result is published for the callback and
 // Snapshot, and reused until the minimum interval has passed.
 type queueSampler struct {
-	cfg        config
-	connConfig *pgx.ConnConfig
-	opts       pgmqclient.DepthOptions
-	depths     *pgmqclient.DepthSampler // on conn; replaced with it
-	key        int64
+	cfg     config
+	elector *election.Elector // nil when the election is off
+	key     int64
 
 	sem     chan struct{}
 	last    atomic.Pointer[queueSample]
 	samples atomic.Int64 // attempts made, for tests and benchmarks
-	queries atomic.Int64 // queue-depth statements sent
+	queries atomic.Int64 // queue-depth samples sent
 
 	// Guarded by sem.
-	conn       *pgx.Conn
-	leader     bool
-	attrCache  map[string]*queueAttrs
-	lastReport string
+	conn      *samplerConn
+	attrCache map[string]*queueAttrs
 
-	failMu   sync.Mutex
-	failures map[string]*failureCount
+	failures failureCounts
 
 	queueReports queueReports // per-queue errors handed to otel.Handle; guarded by sem
 	cardinality  cardinalityCheck
-}
-
-type failureCount struct {
-	n     atomic.Int64
-	attrs metric.MeasurementOption
 }
 
 func newQueueSampler(cfg config) (*queueSampler, error) {
@@ -109,47 +102,40 @@ func newQueueSampler(cfg config) (*queueSampler, error) {
 	if err := validateQueuePatterns(cfg); err != nil {
 		return nil, err
 	}
-	cc := cfg.queuePool.Config().ConnConfig.Copy()
-	if cc.RuntimeParams == nil {
-		cc.RuntimeParams = map[string]string{}
+	src := cfg.samplerConfig
+	if src == nil {
+		src = cfg.queuePool.Config()
 	}
-	cc.RuntimeParams["application_name"] = "pgmqotel-queue-sampler"
-	// Let the server give up a little before our own deadline, so a locked
-	// or slow table ends the statement but keeps the session (and the
-	// election lock) alive.
-	serverTimeout := strconv.FormatInt(max(cfg.sampleTimeout.Milliseconds()*9/10, 1), 10)
-	cc.RuntimeParams["statement_timeout"] = serverTimeout
-	cc.RuntimeParams["lock_timeout"] = serverTimeout
-	// A holder cut off by the network keeps its session, and so the
-	// election lock, until the server notices the connection is dead: with
-	// these keepalives that takes about 25 s instead of the system's
-	// default of hours, and another replica takes over.
-	cc.RuntimeParams["tcp_keepalives_idle"] = "10"
-	cc.RuntimeParams["tcp_keepalives_interval"] = "5"
-	cc.RuntimeParams["tcp_keepalives_count"] = "3"
-	// The sampling statement stays prepared on this connection; one generic
-	// plan spares the server from planning it again at every sample.
-	cc.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-
+	opts := pgmqclient.DepthOptions{Queues: cfg.queues, ExactCountThreshold: cfg.exactThreshold,
+		Include: cfg.includeQueues, Exclude: cfg.excludeQueues}
 	s := &queueSampler{
-		cfg:        cfg,
-		connConfig: cc,
-		opts: pgmqclient.DepthOptions{Queues: cfg.queues, ExactCountThreshold: cfg.exactThreshold,
-			Include: cfg.includeQueues, Exclude: cfg.excludeQueues},
+		cfg:         cfg,
+		conn:        newSamplerConn(src, cfg.sampleTimeout, opts),
 		key:         cfg.electionKey,
 		sem:         make(chan struct{}, 1),
 		attrCache:   map[string]*queueAttrs{},
-		failures:    map[string]*failureCount{},
 		cardinality: cardinalityCheck{limit: cardinalityLimitOf(cfg)},
 	}
 	if !cfg.electionKeySet {
 		s.key = electionKey(cfg.queues)
 	}
+	if cfg.election {
+		store := election.NewPostgres(s.conn, election.WithStatementTimeout(s.conn.timeout))
+		el, err := election.New(store, election.Config{
+			Key:     s.key,
+			TTL:     cfg.electionTTL,
+			Healthy: cfg.exportHealth,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("otelmetrics: queue sampler election: %w", err)
+		}
+		s.elector = el
+	}
 	return s, nil
 }
 
-// electionKey derives the advisory lock key from the sampled queue set, so
-// replicas sampling the same queues compete for the same lock.
+// electionKey derives the election key from the sampled queue set, so
+// replicas sampling the same queues compete for the same lease.
 func electionKey(queues []string) int64 {
 	names := make([]string, len(queues))
 	for i, q := range queues {
@@ -180,14 +166,11 @@ func (s *queueSampler) register(meter metric.Meter) (metric.Registration, error)
 	}
 	return meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		sample, _ := s.get(ctx)
-		s.failMu.Lock()
-		for _, f := range s.failures {
-			o.ObserveInt64(fails, f.n.Load(), f.attrs)
-		}
-		s.failMu.Unlock()
-		// No sample (the collection was cancelled), a failed one or a
-		// standby's: report nothing rather than a made-up value.
-		if sample == nil || sample.err != nil || sample.role != RoleSampler {
+		s.failures.observe(o, fails)
+		// No sample (the collection was cancelled), a failed one, a
+		// standby's or one from a term that has ended: report nothing
+		// rather than a made-up or second value.
+		if !s.reportable(sample) {
 			return nil
 		}
 		observeQueues(o, queueInstruments{depth: depth, age: age, sent: sent}, sample)
@@ -197,63 +180,103 @@ func (s *queueSampler) register(meter metric.Meter) (metric.Registration, error)
 
 // get returns a sample no older than the minimum interval, taking one if
 // needed. Concurrent callers wait for the one in progress, but never past
-// their own context.
+// their own context. The attempt itself runs detached from ctx, under the
+// sample timeout: a caller that stops waiting (a health check's short
+// budget) never cancels a statement, which would make pgx close the
+// sampler's connection.
 func (s *queueSampler) get(ctx context.Context) (*queueSample, error) {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-s.sem }()
 	if last := s.last.Load(); last != nil && s.cfg.now().Sub(last.at) < s.cfg.minSampleInterval {
+		<-s.sem
 		return last, nil
 	}
-	sample := s.sample(ctx)
-	s.samples.Add(1)
-	s.last.Store(sample)
-	return sample, nil
+	done := make(chan *queueSample, 1)
+	go func() {
+		defer func() { <-s.sem }()
+		sample := s.sample()
+		s.samples.Add(1)
+		s.last.Store(sample)
+		done <- sample
+	}()
+	select {
+	case sample := <-done:
+		return sample, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
-// sample makes one attempt. Called with sem held.
-func (s *queueSampler) sample(parent context.Context) *queueSample {
-	ctx, cancel := context.WithTimeout(parent, s.cfg.sampleTimeout)
-	defer cancel()
+// reportable reports whether sample's queue figures may be reported now:
+// it succeeded, as the sampler, in a term this replica still trusts.
+func (s *queueSampler) reportable(sample *queueSample) bool {
+	if sample == nil || sample.err != nil || sample.role != RoleSampler {
+		return false
+	}
+	return s.elector == nil || s.elector.Trusted(sample.term)
+}
 
-	if s.conn == nil {
-		conn, err := pgx.ConnectConfig(ctx, s.connConfig)
-		if err != nil {
-			return s.fail(fmt.Errorf("otelmetrics: queue sampler: connect: %w", err))
-		}
-		ds, err := pgmqclient.NewDepthSampler(conn, s.opts)
-		if err != nil { // options were validated in newQueueSampler
-			_ = conn.Close(ctx)
-			return s.fail(fmt.Errorf("otelmetrics: queue sampler: %w", err))
-		}
-		s.conn, s.depths, s.leader = conn, ds, false
+// sample makes one attempt under the sample timeout. A connection that
+// was open before the attempt and turns out dead (the server's
+// idle_session_timeout, a restart, a pooler's recycling) is replaced and
+// the attempt made again at once, once. Called with sem held.
+func (s *queueSampler) sample() *queueSample {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.sampleTimeout)
+	defer cancel()
+	reused := s.conn.live()
+	sample := s.attempt(ctx)
+	if sample.err != nil && reused && !s.conn.live() && ctx.Err() == nil {
+		sample = s.attempt(ctx)
 	}
-	role := RoleSampler
-	if s.cfg.election && !s.leader {
-		var won bool
-		if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", s.key).Scan(&won); err != nil {
-			return s.fail(fmt.Errorf("otelmetrics: queue sampler: election: %w", err))
-		}
-		s.leader = won
-		if !won {
-			role = RoleStandby
-		}
+	if sample.err != nil {
+		s.failures.add(sample.op, sample.err)
 	}
-	if role == RoleStandby {
-		s.lastReport = ""
-		return &queueSample{at: s.cfg.now(), role: RoleStandby}
+	return sample
+}
+
+// attempt connects if needed, takes part in the election and, as leader,
+// samples. Called with sem held.
+func (s *queueSampler) attempt(ctx context.Context) *queueSample {
+	if err := s.conn.ensure(ctx); err != nil {
+		return s.failed(opConnect, err)
+	}
+	var term election.Term
+	if s.elector != nil {
+		st, err := s.elector.Step(ctx)
+		switch {
+		case st.State == election.Leader:
+			term = st.Term
+		case st.Reason == election.ReasonReadOnly:
+			// Not a failure: replicas on the primary elect the sampler.
+			s.failures.reportOnce("read_only", fmt.Errorf("otelmetrics: queue sampler: this replica's database is read-only (a hot standby?), so it never samples; point WithSamplerConfig at the primary to make it eligible: %w", err))
+			return &queueSample{at: s.cfg.now(), role: RoleReadOnly, reason: string(st.Reason)}
+		case err != nil:
+			if errors.Is(err, election.ErrNotInstalled) {
+				err = fmt.Errorf("%w; run otelmetrics.ElectionDDL once as a role that may create it, and grant the sampler's role access (otelmetrics.ElectionGrantSQL)", err)
+			}
+			return s.failed(opElect, fmt.Errorf("otelmetrics: queue sampler: election: %w", err))
+		default:
+			s.failures.ok()
+			return &queueSample{at: s.cfg.now(), role: RoleStandby, reason: string(st.Reason)}
+		}
 	}
 	s.queries.Add(1)
-	depths, err := s.depths.Sample(ctx)
+	depths, err := s.conn.sample(ctx)
 	if err != nil {
-		return s.fail(fmt.Errorf("otelmetrics: queue sampler: %w", err))
+		return s.failed(opSample, fmt.Errorf("otelmetrics: queue sampler: %w", err))
 	}
-	s.lastReport = ""
+	s.failures.ok()
+	if s.elector != nil && !s.elector.Trusted(term) {
+		// The term ended while the sample ran (this process was frozen,
+		// or the database was slow past the trust window): its figures
+		// may overlap another leader's.
+		return &queueSample{at: s.cfg.now(), role: RoleStandby, reason: string(election.ReasonUntrusted)}
+	}
 	s.queueFailures(depths)
-	return &queueSample{at: s.cfg.now(), role: RoleSampler, depths: depths, attrs: s.attrsFor(depths)}
+	return &queueSample{at: s.cfg.now(), role: RoleSampler, term: term, depths: depths, attrs: s.attrsFor(depths)}
 }
 
 // attrsFor returns the attribute sets of the sampled queues, reusing those
@@ -272,53 +295,14 @@ func (s *queueSampler) attrsFor(depths []pgmqclient.QueueDepth) []*queueAttrs {
 	return out
 }
 
-// fail records a failed attempt: it drops a broken connection (and with it
-// the election lock), counts the failure by type, and hands the error to
-// otel.Handle once per distinct failure rather than at every collection.
-func (s *queueSampler) fail(err error) *queueSample {
-	if s.conn != nil && s.conn.IsClosed() {
-		s.conn, s.leader = nil, false
-	}
-	typ := errorType(err)
-	s.failMu.Lock()
-	f := s.failures[typ]
-	if f == nil {
-		f = &failureCount{attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrErrorType, typ)))}
-		s.failures[typ] = f
-	}
-	s.failMu.Unlock()
-	f.n.Add(1)
-	if msg := err.Error(); msg != s.lastReport {
-		s.lastReport = msg
-		otel.Handle(err)
-	}
-	return &queueSample{at: s.cfg.now(), role: RoleUnknown, err: err}
+// failed is a failed attempt's sample; sample counts and reports it.
+func (s *queueSampler) failed(op string, err error) *queueSample {
+	return &queueSample{at: s.cfg.now(), role: RoleUnknown, op: op, err: err}
 }
 
-// errorType classifies a sampling error into a value of error.type with a
-// small, fixed set of values.
-func errorType(err error) string {
-	var pgErr *pgconn.PgError
-	var netErr net.Error
-	var connErr *pgconn.ConnectError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return "timeout"
-	case errors.As(err, &pgErr):
-		switch pgErr.Code {
-		case "57014", "55P03": // query_canceled (statement_timeout), lock_not_available
-			return "timeout"
-		}
-		return pgErr.Code
-	case errors.As(err, &connErr), errors.As(err, &netErr), pgconn.SafeToRetry(err),
-		// The server or the network dropped an open connection mid-query.
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "connection"
-	}
-	return "_OTHER"
-}
-
-// close ends the sampler's session, releasing the election lock.
+// close resigns the election, releasing the lease through the sampler's
+// connection (reconnecting if it died, so the lease is freed even through
+// a pooler), and ends the session.
 func (s *queueSampler) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.sampleTimeout+time.Second)
 	defer cancel()
@@ -328,10 +312,16 @@ func (s *queueSampler) close() error {
 		return fmt.Errorf("otelmetrics: close queue sampler: %w", ctx.Err())
 	}
 	defer func() { <-s.sem }()
-	if s.conn == nil {
-		return nil
+	var errs []error
+	if s.elector != nil && s.elector.Status().State == election.Leader {
+		rctx, rcancel := context.WithTimeout(ctx, s.cfg.sampleTimeout)
+		if err := s.conn.ensure(rctx); err != nil {
+			errs = append(errs, fmt.Errorf("otelmetrics: close queue sampler: release the election lease (it expires by itself): %w", err))
+		} else if err := s.elector.Resign(rctx); err != nil {
+			errs = append(errs, fmt.Errorf("otelmetrics: close queue sampler: %w", err))
+		}
+		rcancel()
 	}
-	err := s.conn.Close(ctx)
-	s.conn, s.leader = nil, false
-	return err
+	errs = append(errs, s.conn.close(ctx))
+	return errors.Join(errs...)
 }

@@ -25,8 +25,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// Variables read by NewMeterProvider itself. Everything else is left to the
-// SDK, which reads it when the exporter and the periodic reader are built.
+// Variables read by NewMeterProvider itself. Everything else is read by the
+// SDK (or autoexport) when the exporter and the reader are built, after
+// checkEnv has checked it.
 const (
 	envSDKDisabled     = "OTEL_SDK_DISABLED"
 	envMetricsExporter = "OTEL_METRICS_EXPORTER"
@@ -45,20 +46,6 @@ const (
 // different protocol.
 var ErrConflictingExporterOptions = errors.New("otelmetrics: both gRPC and HTTP exporter options given")
 
-// EnvError reports an OTEL_* variable whose value NewMeterProvider cannot
-// honour. It fails the call instead of being guessed around, because a wrong
-// guess sends metrics nowhere without a word.
-type EnvError struct {
-	Name      string // the variable
-	Value     string // its value
-	Supported string // the values accepted, for the message
-}
-
-// Error implements error.
-func (e *EnvError) Error() string {
-	return fmt.Sprintf("otelmetrics: unsupported %s=%q (supported: %s)", e.Name, e.Value, e.Supported)
-}
-
 // ProviderOption configures NewMeterProvider. A nil ProviderOption is
 // ignored. Options given in code take precedence over the environment.
 type ProviderOption interface {
@@ -76,7 +63,10 @@ type providerConfig struct {
 	resource *resource.Resource
 	interval time.Duration
 	views    []sdkmetric.View
-	limit    *int // cardinality limit; nil: the default (see cardinality.go)
+	wrap     []func(sdkmetric.Exporter) sdkmetric.Exporter
+	// periodicReaders counts the periodic readers built here.
+	periodicReaders int
+	limit           *int // cardinality limit; nil: the default (see cardinality.go)
 }
 
 // WithExporterOptions configures the OTLP gRPC exporter. The options are
@@ -121,6 +111,19 @@ func WithExportInterval(d time.Duration) ProviderOption {
 	return providerOptionFunc(func(c *providerConfig) { c.interval = d })
 }
 
+// WithOTLPExporterWrapper wraps the OTLP exporter before the periodic
+// reader gets it, for example to count or time exports. Wrappers apply in
+// the order given, the last outermost; a nil wrapper, or one returning
+// nil, is ignored. Only the OTLP exporter is wrapped (not Prometheus or
+// console ones).
+func WithOTLPExporterWrapper(w func(sdkmetric.Exporter) sdkmetric.Exporter) ProviderOption {
+	return providerOptionFunc(func(c *providerConfig) {
+		if w != nil {
+			c.wrap = append(c.wrap, w)
+		}
+	})
+}
+
 // WithViews adds views to the MeterProvider, for example to rename an
 // instrument or drop an attribute.
 func WithViews(v ...sdkmetric.View) ProviderOption {
@@ -146,24 +149,49 @@ type Provider struct {
 	meters metric.MeterProvider
 	sdk    *sdkmetric.MeterProvider // nil when disabled
 	down   atomic.Bool
+	// flushFirst: Shutdown flushes before it stops the periodic readers.
+	flushFirst bool
+
+	health   *exportHealth // nil without an OTLP exporter; see export_health.go
+	interval time.Duration // of the OTLP exports; 0 without them
 	// cardinalityLimit is the limit given to the SDK; 0 when disabled.
 	cardinalityLimit int
 }
 
 var _ metric.MeterProvider = (*Provider)(nil)
 
-// NewMeterProvider builds a MeterProvider that exports over OTLP with a
-// periodic reader, configured by the standard OTEL_* variables alone.
-// Options given in code override the environment. It does not connect: the
-// exporter dials lazily, so a missing collector never delays start-up. ctx
-// bounds resource detection and exporter creation and is not retained.
+// NewMeterProvider builds a MeterProvider configured by the standard OTEL_*
+// variables alone, exporting over OTLP by default. Options given in code
+// override the environment. It does not connect: the OTLP exporter dials
+// lazily, so a missing collector never delays start-up. ctx bounds resource
+// detection and exporter creation and is not retained.
 //
-// Read by the OpenTelemetry Go SDK (v1.47.0) itself:
+// OTEL_METRICS_EXPORTER, a comma-separated list (any case, spaces allowed):
 //
-//   - OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
-//     (default localhost:4317 for gRPC, localhost:4318 for HTTP; an http://
-//     scheme implies an insecure connection)
-//   - OTEL_EXPORTER_OTLP_[METRICS_]HEADERS
+//   - "otlp" (the default when unset): OTLP with a periodic reader, below.
+//   - "prometheus": a Prometheus exporter serving /metrics on
+//     OTEL_EXPORTER_PROMETHEUS_HOST (default localhost) and
+//     OTEL_EXPORTER_PROMETHEUS_PORT (default 9464). Shutdown stops the server.
+//   - "console": a periodic reader printing to standard output.
+//   - "none": no exporter (readers given with WithReader still work).
+//
+// Unknown names fail with an *EnvError naming the variable and the value.
+// A single "prometheus", "console" or "none" is built by contrib's
+// autoexport (go.opentelemetry.io/contrib/exporters/autoexport), which
+// also reads OTEL_METRICS_PRODUCERS. autoexport reads the variable as one
+// exact name, so for lists and other spellings this package builds each
+// entry the way autoexport does. "otlp" is always built here, because
+// autoexport's OTLP reader comes finished: its protocol default is
+// http/protobuf, and neither WithExportInterval, the exporter options nor
+// WithOTLPExporterWrapper could reach it.
+//
+// OTLP, read by the OpenTelemetry Go SDK (v1.47.0) itself:
+//
+//   - OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: a
+//     URL such as http://127.0.0.1:4317, not an address (default
+//     http://localhost:4317 for gRPC, http://localhost:4318 for HTTP; an
+//     http:// scheme means a plain-text connection, https:// TLS)
+//   - OTEL_EXPORTER_OTLP_[METRICS_]HEADERS (key=value,..., values URL-encoded)
 //   - OTEL_EXPORTER_OTLP_[METRICS_]INSECURE
 //   - OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT (ms, default 10000)
 //   - OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION (gzip or none)
@@ -180,15 +208,24 @@ var _ metric.MeterProvider = (*Provider)(nil)
 // Read here, because the Go SDK does not:
 //
 //   - OTEL_SDK_DISABLED: "true" (any case) returns a no-op Provider; no
-//     exporter or reader is created and options are ignored.
-//   - OTEL_METRICS_EXPORTER: "otlp" (default) or "none". With "none" no OTLP
-//     exporter is created; readers given with WithReader still work. Other
-//     values fail with an *EnvError.
+//     exporter or reader is created and options are ignored. A value other
+//     than true or false is reported (an *EnvWarning through otel.Handle)
+//     and read as false, as the specification says.
 //   - OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL:
-//     "grpc" (default, unlike the specification's http/protobuf, because
-//     gRPC is what this project's collector is set up for) or
-//     "http/protobuf". Other values (http/json has no Go exporter) fail with
-//     an *EnvError. WithExporterOptions or WithHTTPExporterOptions override it.
+//     "grpc" (default, unlike the specification's and autoexport's
+//     http/protobuf, because gRPC on 4317 is what this project's collector
+//     and its users' setups have used from the start) or "http/protobuf".
+//     Other values (http/json has no Go exporter) fail with an *EnvError.
+//     WithExporterOptions or WithHTTPExporterOptions override it.
+//
+// Every value above that the SDK would ignore, misread or silently replace
+// by a default is reported before anything is built (see EnvError and
+// EnvWarning): an endpoint without a scheme, a duration with a unit
+// ("5s"), a non-boolean INSECURE, malformed headers or resource
+// attributes fail the call; an
+// unknown compression, temporality, aggregation or exemplar filter is
+// warned about once, naming the value used instead. Header values are
+// never printed.
 //
 // The resource holds service.name (OTEL_SERVICE_NAME, else
 // unknown_service:<executable>), service.instance.id (a random UUID made
@@ -196,12 +233,12 @@ var _ metric.MeterProvider = (*Provider)(nil)
 // OTEL_RESOURCE_ATTRIBUTES sets one), host.name, the telemetry.sdk.*
 // attributes, OTEL_RESOURCE_ATTRIBUTES, and finally WithResource.
 //
-// Header values are never logged by this package; export failures go to
-// otel.Handle.
+// Export failures go to otel.Handle.
 func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, error) {
 	if sdkDisabled() {
 		return &Provider{meters: noop.NewMeterProvider()}, nil
 	}
+	warnSDKDisabled()
 	var cfg providerConfig
 	for _, o := range opts {
 		if o != nil {
@@ -209,16 +246,19 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		}
 	}
 
-	useOTLP, err := otlpExporterWanted()
+	// Validate everything before any work, so a typo fails fast.
+	exporters, err := metricsExporters()
 	if err != nil {
 		return nil, err
 	}
 	var protocol string
-	if useOTLP {
-		// Validate before any work so a typo fails fast.
+	if exporters.otlp {
 		if protocol, err = exportProtocol(cfg); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkEnv(exporters.otlp, exporters.otlp || exporters.console, exporters.prometheus); err != nil {
+		return nil, err
 	}
 
 	res, err := newResource(ctx, cfg.resource)
@@ -226,16 +266,14 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 		return nil, err
 	}
 
-	sdkOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
-	if useOTLP {
-		exp, err := newExporter(ctx, protocol, cfg)
-		if err != nil {
-			return nil, err
-		}
-		sdkOpts = append(sdkOpts, sdkmetric.WithReader(
-			sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.interval))))
+	p := &Provider{}
+	cfg.wrap = append([]func(sdkmetric.Exporter) sdkmetric.Exporter{p.exportHealthWrapper(&cfg)}, cfg.wrap...)
+	readers, err := exporters.readers(ctx, protocol, &cfg)
+	if err != nil {
+		return nil, err
 	}
-	for _, r := range cfg.readers {
+	sdkOpts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	for _, r := range append(readers, cfg.readers...) {
 		sdkOpts = append(sdkOpts, sdkmetric.WithReader(r))
 	}
 	if len(cfg.views) > 0 {
@@ -244,7 +282,8 @@ func NewMeterProvider(ctx context.Context, opts ...ProviderOption) (*Provider, e
 	limit := providerCardinalityLimit(cfg)
 	sdkOpts = append(sdkOpts, sdkmetric.WithCardinalityLimit(limit))
 	mp := sdkmetric.NewMeterProvider(sdkOpts...)
-	return &Provider{meters: mp, sdk: mp, cardinalityLimit: limit}, nil
+	p.meters, p.sdk, p.flushFirst, p.cardinalityLimit = mp, mp, cfg.periodicReaders > 0, limit
+	return p, nil
 }
 
 // Meter implements metric.MeterProvider.
@@ -268,16 +307,33 @@ func (p *Provider) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown exports the last values and releases the exporter and readers.
-// The periodic reader makes a final collection and export as it stops, so
-// no separate flush is needed. It returns when ctx is done at the latest;
-// without a deadline the SDK bounds it by OTEL_METRIC_EXPORT_TIMEOUT. Only
-// the first call does anything; later ones return nil. After Shutdown,
+// It returns when ctx is done at the latest (give it a deadline: with the
+// Collector down, an export otherwise waits for its own timeout); without
+// a deadline the SDK bounds it by OTEL_METRIC_EXPORT_TIMEOUT. Only the
+// first call does anything; later ones return nil. After Shutdown,
 // instruments record nothing.
+//
+// With a periodic reader (OTLP, console) it first flushes, then stops the
+// reader. The SDK stops the reader's run loop by cancelling whatever
+// collection or export that loop is running, and hands the resulting
+// "context canceled" to otel.Handle: a spurious error at about 1 shutdown
+// in 12 of the example orchestrator. After a flush the loop is idle and
+// its ticker was just reset to a full interval, so there is nothing to
+// cancel. The reader's own final collection and export follow as always
+// (a second export at shutdown, of the same cumulative values). Readers
+// built by autoexport (a lone "console") are not flushed first.
 func (p *Provider) Shutdown(ctx context.Context) error {
 	if p.sdk == nil || !p.down.CompareAndSwap(false, true) {
 		return nil
 	}
+	var flushErr error
+	if p.flushFirst {
+		flushErr = p.sdk.ForceFlush(ctx)
+	}
 	if err := p.sdk.Shutdown(ctx); err != nil {
+		if flushErr != nil {
+			err = flushErr // the first failure says why; the second repeats it
+		}
 		return fmt.Errorf("otelmetrics: shut down meter provider: %w", err)
 	}
 	return nil
@@ -287,25 +343,6 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 // "true", in any case, is true.
 func sdkDisabled() bool {
 	return strings.EqualFold(strings.TrimSpace(os.Getenv(envSDKDisabled)), "true")
-}
-
-// otlpExporterWanted reads OTEL_METRICS_EXPORTER, a comma-separated list.
-func otlpExporterWanted() (bool, error) {
-	v := os.Getenv(envMetricsExporter)
-	if strings.TrimSpace(v) == "" {
-		return true, nil
-	}
-	otlp := false
-	for item := range strings.SplitSeq(v, ",") {
-		switch strings.ToLower(strings.TrimSpace(item)) {
-		case "otlp":
-			otlp = true
-		case "none":
-		default:
-			return false, &EnvError{Name: envMetricsExporter, Value: v, Supported: "otlp, none"}
-		}
-	}
-	return otlp, nil
 }
 
 // exportProtocol picks the OTLP protocol: exporter options in code first,
@@ -334,10 +371,11 @@ func exportProtocol(cfg providerConfig) (string, error) {
 	return ProtocolGRPC, nil
 }
 
-// newExporter builds the exporter; the SDK reads its OTEL_EXPORTER_OTLP_*
-// variables here and applies the options from code after them. Neither
-// exporter connects before the first export.
-func newExporter(ctx context.Context, protocol string, cfg providerConfig) (sdkmetric.Exporter, error) {
+// newOTLPReader builds the OTLP exporter, wrapped as asked, in a periodic
+// reader. The SDK reads its OTEL_EXPORTER_OTLP_* variables here and
+// applies the options from code after them. Neither exporter connects
+// before the first export.
+func newOTLPReader(ctx context.Context, protocol string, cfg *providerConfig) (sdkmetric.Reader, error) {
 	var (
 		exp sdkmetric.Exporter
 		err error
@@ -350,7 +388,18 @@ func newExporter(ctx context.Context, protocol string, cfg providerConfig) (sdkm
 	if err != nil {
 		return nil, fmt.Errorf("otelmetrics: create OTLP %s exporter: %w", protocol, err)
 	}
-	return exp, nil
+	for _, w := range cfg.wrap {
+		if wrapped := w(exp); wrapped != nil {
+			exp = wrapped
+		}
+	}
+	return cfg.periodic(exp), nil
+}
+
+// periodic puts exp in a periodic reader.
+func (c *providerConfig) periodic(exp sdkmetric.Exporter) sdkmetric.Reader {
+	c.periodicReaders++
+	return sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(c.interval))
 }
 
 // newResource detects the resource; later sources win over earlier ones, so

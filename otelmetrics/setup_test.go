@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
@@ -39,10 +39,12 @@ const hangGuard = 30 * time.Second
 type otlpSink struct {
 	colmetricpb.UnimplementedMetricsServiceServer
 
-	addr string
-	mu   sync.Mutex
-	reqs []*colmetricpb.ExportMetricsServiceRequest
-	mds  []metadata.MD
+	addr   string
+	delay  time.Duration // each export takes this long: a slow collector
+	mu     sync.Mutex
+	reqs   []*colmetricpb.ExportMetricsServiceRequest
+	mds    []metadata.MD
+	others []*otlpSink // relayed into: they see what this one receives
 }
 
 func startSink(t *testing.T) *otlpSink {
@@ -61,10 +63,21 @@ func startSink(t *testing.T) *otlpSink {
 
 func (s *otlpSink) Export(ctx context.Context, req *colmetricpb.ExportMetricsServiceRequest) (*colmetricpb.ExportMetricsServiceResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reqs = append(s.reqs, req)
 	s.mds = append(s.mds, md)
+	others := s.others
+	s.mu.Unlock()
+	for _, o := range others {
+		_, _ = o.Export(ctx, req)
+	}
 	return &colmetricpb.ExportMetricsServiceResponse{}, nil
 }
 
@@ -345,8 +358,9 @@ func TestExporterOptionsBeatEnv(t *testing.T) {
 	if v, ok := sink.lastSum("override.count"); !ok || v != 3 {
 		t.Fatalf("override.count = %d (present %v), want 3", v, ok)
 	}
-	if got := sink.header("x-origin"); !slices.Equal(got, []string{"code"}) {
-		t.Fatalf("x-origin headers = %q, want [code]", got)
+	// Shutdown flushes, then exports once more: each export carries "code".
+	if got := sink.header("x-origin"); len(got) == 0 || slices.ContainsFunc(got, func(h string) bool { return h != "code" }) {
+		t.Fatalf("x-origin headers = %q, want only code", got)
 	}
 }
 
@@ -359,10 +373,11 @@ func TestHeadersFromEnv(t *testing.T) {
 	p := newProvider(t)
 	addOne(t, p, "headers.count", 1)
 	shutdown(t, p)
-	if got := sink.header("x-tenant"); !slices.Equal(got, []string{"acme"}) {
+	// Shutdown flushes, then exports once more: both carry the headers.
+	if got := sink.header("x-tenant"); !slices.Equal(got, []string{"acme", "acme"}) {
 		t.Errorf("x-tenant = %q", got)
 	}
-	if got := sink.header("x-api-key"); !slices.Equal(got, []string{"s3cr=t"}) {
+	if got := sink.header("x-api-key"); !slices.Equal(got, []string{"s3cr=t", "s3cr=t"}) {
 		t.Errorf("x-api-key = %q", got)
 	}
 }
@@ -470,8 +485,8 @@ func TestUnsupportedSettings(t *testing.T) {
 		opts    []ProviderOption
 		wantVar string // "" for ErrConflictingExporterOptions
 	}{
-		{name: "exporter prometheus", env: map[string]string{envMetricsExporter: "prometheus"}, wantVar: envMetricsExporter},
-		{name: "exporter list", env: map[string]string{envMetricsExporter: "otlp,console"}, wantVar: envMetricsExporter},
+		{name: "exporter unknown", env: map[string]string{envMetricsExporter: "jaeger"}, wantVar: envMetricsExporter},
+		{name: "exporter list with unknown", env: map[string]string{envMetricsExporter: "otlp,zipkin"}, wantVar: envMetricsExporter},
 		{name: "protocol http/json", env: map[string]string{envProtocol: "http/json"}, wantVar: envProtocol},
 		{
 			name:    "signal protocol wins",
@@ -629,31 +644,19 @@ func TestResource(t *testing.T) {
 			}
 		}
 	})
-	t.Run("malformed attributes keep the rest", func(t *testing.T) {
+	t.Run("malformed attributes fail, reported once", func(t *testing.T) {
 		cleanEnv(t)
 		t.Setenv("OTEL_SERVICE_NAME", "orders")
 		t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "team=core,broken")
-		var (
-			mu       sync.Mutex
-			reported []error
-		)
-		prev := otel.GetErrorHandler()
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			reported = append(reported, err)
-		}))
-		t.Cleanup(func() { otel.SetErrorHandler(prev) })
-		r := resourceOf(t)
-		for k, want := range map[string]string{"service.name": "orders", "team": "core"} {
-			if got := attr(r, k); got != want {
-				t.Errorf("%s = %q, want %q", k, got, want)
-			}
+		handled := captureHandled(t)
+		_, err := NewMeterProvider(context.Background())
+		var envErr *EnvError
+		if !errors.As(err, &envErr) || envErr.Name != "OTEL_RESOURCE_ATTRIBUTES" || !strings.Contains(err.Error(), `"broken"`) {
+			t.Fatalf("err = %v, want an *EnvError naming OTEL_RESOURCE_ATTRIBUTES and the bad pair", err)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !slices.ContainsFunc(reported, func(err error) bool { return errors.Is(err, resource.ErrPartialResource) }) {
-			t.Errorf("malformed OTEL_RESOURCE_ATTRIBUTES not reported; got %v", reported)
+		// The SDK never ran, so it reported nothing on top.
+		if got := handled(); len(got) != 0 {
+			t.Errorf("also handed to otel.Handle: %v", got)
 		}
 	})
 }

@@ -65,6 +65,10 @@ type QueueSnapshot struct {
 // SamplerSnapshot describes the last queue sampling attempt.
 type SamplerSnapshot struct {
 	Role SamplerRole `json:"role"`
+	// Reason says why this instance is not the sampler: "held" (another
+	// replica leads), "unhealthy" (its exports fail and a healthy replica leads), "read_only" (its
+	// database is a standby), "lost" or "untrusted" (its term ended).
+	Reason string `json:"reason,omitempty"`
 	// SampledAt is when the last attempt ended; zero before the first.
 	SampledAt time.Time `json:"sampled_at"`
 	// Healthy is false when the last attempt failed, for example because
@@ -109,7 +113,15 @@ func (m *Metrics) Snapshot(ctx context.Context) Snapshot {
 	case sample.err != nil:
 		ss.SampledAt, ss.Error = sample.at, sample.err.Error()
 	default:
-		ss.Role, ss.SampledAt, ss.Healthy = sample.role, sample.at, true
+		ss.Role, ss.Reason, ss.SampledAt, ss.Healthy = sample.role, sample.reason, sample.at, true
+		if sample.role == RoleSampler && !m.sampler.reportable(sample) {
+			// Taken in a term that has ended since: another replica
+			// may be reporting now.
+			ss.Role, ss.Reason = RoleStandby, "untrusted"
+		}
+		if ss.Role != RoleSampler {
+			break
+		}
 		for _, d := range sample.depths {
 			snap.Queues[d.Queue] = queueSnapshot(d)
 		}

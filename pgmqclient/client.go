@@ -25,10 +25,25 @@ type Client struct {
 	db DB
 	// popMode caches whether the server's pop takes a quantity (see Pop).
 	popMode atomic.Int32
+	// caps caches what the installed PGMQ offers (see Capabilities).
+	caps capsCache
+	// headersMode caches whether the server's send takes headers (see
+	// sendTakesHeaders).
+	headersMode atomic.Int32
+	hooks       hooks // set by options, read-only afterwards
 }
 
 // New returns a Client that runs every call on db, which must not be nil.
-func New(db DB) *Client { return &Client{db: db} }
+// Options: WithTracer.
+func New(db DB, opts ...Option) *Client {
+	c := &Client{db: db}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(c)
+		}
+	}
+	return c
+}
 
 // DB returns the DB the client runs on.
 func (c *Client) DB() DB { return c.db }

@@ -16,14 +16,25 @@
 // PGMQ functions are always called with every argument cast to its type, so
 // overloads added in later releases cannot make a call ambiguous.
 //
+// Newer operations (FIFO groups, topics, insert notifications, the
+// timestamp and array forms of send and set_vt, partitioned queues) depend
+// on the release. The client reads once which pgmq functions exist, with
+// their argument types (see Client.Capabilities), and an operation the
+// server lacks fails before any SQL with an error matching ErrUnsupported
+// that names the release that added it (*UnsupportedError).
+//
 // # Queue names
 //
 // Queue names are checked in Go before any SQL is sent (see
-// ValidateQueueName): 1 to 47 characters, ASCII letters, digits and
-// underscore, not starting with a digit. Names reach PGMQ's functions only as
-// bind parameters; where the client itself names a queue table it quotes the
-// identifier. As in PGMQ, names are case-insensitive: queue "Orders" is
-// stored in table pgmq.q_orders.
+// ValidateQueueName): every name PGMQ accepts (at most 47 characters, none
+// of '$', ';', a single quote or "--") is accepted, so "nc-dash",
+// "Mixed-Case" or "orders.v2" work, except the empty name and names with
+// non-ASCII characters, whose table PostgreSQL's locale-dependent lower()
+// and 63-byte identifier limit make ambiguous. Names reach PGMQ's functions
+// only as bind parameters; where the client itself counts a queue table
+// (QueueSize) the server names the table and the client quotes it. As in
+// PGMQ, names are case-insensitive: queue "Orders" is stored in table
+// pgmq.q_orders.
 //
 // # Durations
 //
@@ -38,5 +49,19 @@
 // ErrInvalidQueueName or ErrInvalidArgument. Every error is an *OpError
 // naming the operation and the queue and wrapping the cause (with %w, so
 // errors.As finds the *pgconn.PgError). A queue that does not exist yields an
-// error matching ErrQueueNotFound.
+// error matching ErrQueueNotFound; a database without PGMQ one matching
+// ErrPGMQNotInstalled, whose text says how to install PGMQ.
+// OpError.ErrorType classifies an error in a word for telemetry
+// (error.type).
+//
+// # Tracing hooks
+//
+// New(db, WithTracer(t)) calls t around sends, receives and settles (see
+// SendTracer and the optional SendBatchTracer, ReceiveTracer and
+// SettleTracer). The hooks have no telemetry dependency; package otelpgmq
+// implements them with OpenTelemetry. A send hook may add keys to the
+// message's headers (the trace context): they are merged into the jsonb
+// headers, the caller's keys winning and PGMQ's x-pgmq-* keys untouched.
+// Before PGMQ 1.5 there are no headers: the client finds out once from the
+// catalog, and then sends without them.
 package pgmqclient

@@ -1,6 +1,7 @@
 package pgmqclient
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +19,17 @@ var ErrInvalidArgument = errors.New("pgmqclient: invalid argument")
 
 // ErrQueueNotFound is wrapped by errors for queues that do not exist.
 var ErrQueueNotFound = errors.New("pgmqclient: queue not found")
+
+// ErrPGMQNotInstalled is wrapped by errors from a database without PGMQ
+// (no schema pgmq, no pgmq.meta) or whose PGMQ lacks a function the
+// client calls. The error's text says how to install PGMQ.
+var ErrPGMQNotInstalled = errors.New("pgmqclient: PGMQ is not installed in this database")
+
+// InstallHint says how to put PGMQ into a database; errors matching
+// ErrPGMQNotInstalled end with it.
+const InstallHint = "install it with CREATE EXTENSION pgmq (where the extension is available) " +
+	"or by running PGMQ's SQL install file (pgmq.sql from a PGMQ release) with psql -f; " +
+	"scripts/stack.sh -pgmq-sql FILE does the latter"
 
 // ErrMessageNotFound is wrapped by SetVisibilityTimeout when the message
 // is not in the queue (never sent, deleted, archived or popped).
@@ -61,14 +73,78 @@ func (e *OpError) Error() string {
 // Unwrap returns the cause.
 func (e *OpError) Unwrap() error { return e.Err }
 
-// opErr wraps err for op and queue; for a named queue, a missing table
-// (SQLSTATE 42P01, undefined_table) also matches ErrQueueNotFound.
+// ErrorType classifies the error in a few stable, low-cardinality words,
+// for the error.type attribute of telemetry (OpenTelemetry's
+// semconv.ErrorType calls this method): "invalid_queue_name",
+// "invalid_argument", "queue_not_found", "message_not_found",
+// "pgmq_not_installed", "unsupported", "canceled", "timeout", a PostgreSQL SQLSTATE (such as "40001"), or
+// "_OTHER".
+func (e *OpError) ErrorType() string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(e.Err, ErrInvalidQueueName):
+		return "invalid_queue_name"
+	case errors.Is(e.Err, ErrInvalidArgument):
+		return "invalid_argument"
+	case errors.Is(e.Err, ErrQueueNotFound):
+		return "queue_not_found"
+	case errors.Is(e.Err, ErrMessageNotFound):
+		return "message_not_found"
+	case errors.Is(e.Err, ErrPGMQNotInstalled):
+		return "pgmq_not_installed"
+	case errors.Is(e.Err, ErrUnsupported):
+		return "unsupported"
+	case errors.Is(e.Err, context.Canceled):
+		return "canceled"
+	case errors.Is(e.Err, context.DeadlineExceeded) || pgconn.Timeout(e.Err):
+		return "timeout"
+	case errors.As(e.Err, &pgErr) && pgErr.Code != "":
+		return pgErr.Code
+	}
+	return "_OTHER"
+}
+
+// opErr wraps err for op and queue. A missing PGMQ (schema pgmq, one of
+// its tables or functions) matches ErrPGMQNotInstalled; otherwise, for a
+// named queue, a missing table (SQLSTATE 42P01, undefined_table) matches
+// ErrQueueNotFound.
 func opErr(op, queue string, err error) error {
 	var pgErr *pgconn.PgError
-	if queue != "" && errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+	switch {
+	case missingPGMQ(err):
+		err = notInstalled(err)
+	case queue != "" && errors.As(err, &pgErr) && pgErr.Code == "42P01":
 		err = fmt.Errorf("%w: %w", ErrQueueNotFound, err)
 	}
 	return &OpError{Op: op, Queue: queue, Err: err}
+}
+
+// missingPGMQ reports whether err is the server saying that PGMQ's
+// schema, its meta table or one of its functions does not exist. A
+// missing queue table (pgmq.q_x) is not one: that is a missing queue.
+func missingPGMQ(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "3F000": // invalid_schema_name: schema "pgmq" does not exist
+		return strings.Contains(pgErr.Message, `"pgmq"`)
+	case "42P01": // undefined_table
+		return strings.Contains(pgErr.Message, `"pgmq.meta"`)
+	case "42883": // undefined_function: function pgmq.x(...) does not exist
+		return strings.Contains(pgErr.Message, "function pgmq.")
+	}
+	return false
+}
+
+// notInstalled wraps cause (which may be nil) as ErrPGMQNotInstalled with
+// the install hint.
+func notInstalled(cause error) error {
+	if cause == nil {
+		return fmt.Errorf("%w (no schema pgmq); %s", ErrPGMQNotInstalled, InstallHint)
+	}
+	return fmt.Errorf("%w (%w); %s", ErrPGMQNotInstalled, cause, InstallHint)
 }
 
 // invalidArg is a refused argument, wrapped for op and queue.

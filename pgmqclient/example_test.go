@@ -91,12 +91,13 @@ func ExampleClient_QueueSize() {
 }
 
 func ExampleValidateQueueName() {
-	for _, name := range []string{"orders", "a;drop table x"} {
+	for _, name := range []string{"orders", "nc-dash", "a;drop table x"} {
 		fmt.Println(pgmqclient.ValidateQueueName(name))
 	}
 	// Output:
 	// <nil>
-	// pgmqclient: invalid queue name "a;drop table x": character ';' at byte 1 is not allowed (only ASCII letters, digits and underscore)
+	// <nil>
+	// pgmqclient: invalid queue name "a;drop table x": character ';' at byte 1 is not allowed (PGMQ refuses $, ; and ')
 }
 
 func ExampleWithDelay() {

@@ -7,8 +7,11 @@ import (
 
 // Hooks for the external tests (package pgmqclient_test).
 
-// QueueTable exposes queueTable.
+// QueueTable exposes queueTable (the server names the table).
 var QueueTable = queueTable
+
+// QuoteTable exposes quoteTable.
+var QuoteTable = quoteTable
 
 // ScanMessages exposes the by-name mapping of message_record rows.
 var ScanMessages = scanMessages

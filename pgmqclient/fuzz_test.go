@@ -37,12 +37,24 @@ var fuzzSeeds = []string{
 	"1abc", "a b", "a-b", "a.b", `a"b`, `"`, `""`, `x"; DROP TABLE y; --`,
 	"x'--", "$1", "a;b", "a\x00b", "a\nb", "名前", "café", "İstanbul", "\xff\xfe",
 	"select", "pgmq", "q_", "A" + strings.Repeat("é", 23),
+	"nc-dash", "Mixed-Case", "-", "--", "a--b", "x-", "-x", "a- -b", "I", "tab\there",
+	strings.Repeat("-x", pgmqclient.MaxQueueNameLength/2) + "-",
 }
 
-// conservative is the rule ValidateQueueName documents, written again
-// independently: 1 to 47 bytes of ASCII letters, digits and underscores,
-// not starting with a digit.
-var conservative = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,46}$`)
+// documented is the rule ValidateQueueName documents, written again
+// independently: PGMQ's (at most 47 characters, none of $ ; ' and no --)
+// plus not empty, ASCII only and no NUL.
+func documented(name string) bool {
+	if name == "" || len(name) > 47 || strings.ContainsAny(name, "$;'\x00") || strings.Contains(name, "--") {
+		return false
+	}
+	for _, r := range name {
+		if r > unicode.MaxASCII {
+			return false
+		}
+	}
+	return true
+}
 
 func FuzzValidateQueueName(f *testing.F) {
 	for _, s := range fuzzSeeds {
@@ -50,7 +62,7 @@ func FuzzValidateQueueName(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		err := pgmqclient.ValidateQueueName(name)
-		if want := conservative.MatchString(name); (err == nil) != want {
+		if want := documented(name); (err == nil) != want {
 			t.Fatalf("ValidateQueueName(%q) = %v; the documented rule says valid=%v", name, err, want)
 		}
 		if err != nil {
@@ -60,10 +72,7 @@ func FuzzValidateQueueName(f *testing.F) {
 		// Accepted names make a table that reads back as pgmq.q_<lower>,
 		// whose derived names fit PostgreSQL's limit.
 		lower := strings.ToLower(name)
-		quoted, err := pgmqclient.QueueTable(name)
-		if err != nil {
-			t.Fatalf("table of valid %q: %v", name, err)
-		}
+		quoted := pgmqclient.QuoteTable("q_" + lower)
 		parts, ok := parseQualified(quoted)
 		if !ok || len(parts) != 2 || parts[0] != "pgmq" || parts[1] != "q_"+lower {
 			t.Fatalf("table of %q = %s, reads back as %q", name, quoted, parts)
@@ -99,13 +108,12 @@ func FuzzQuoteIdentifier(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		valid := pgmqclient.ValidateQueueName(name) == nil
-		quoted, err := pgmqclient.QueueTable(name)
-		if !valid {
-			if err == nil || quoted != "" || !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
-				t.Fatalf("table of invalid %q = %q, %v; want ErrInvalidQueueName and nothing to send", name, quoted, err)
+		if valid {
+			// The table the server names comes back quoted as one identifier.
+			rel := "q_" + strings.ToLower(name)
+			if parts, ok := parseQualified(pgmqclient.QuoteTable(rel)); !ok || len(parts) != 2 || parts[1] != rel {
+				t.Fatalf("quoted table of %q reads back as %q", name, parts)
 			}
-		} else if want := `"pgmq"."q_` + strings.ToLower(name) + `"`; err != nil || quoted != want {
-			t.Fatalf("table of %q = %q, %v; want %s", name, quoted, err, want)
 		}
 		// Every Client call: an invalid name sends nothing; a valid one
 		// reaches SQL only as a bind parameter or inside a quoted
@@ -302,10 +310,10 @@ func TestQuotedNamesReadBackInPostgres(t *testing.T) {
 			continue
 		}
 		valid++
-		quoted, err := pgmqclient.QueueTable(name)
-		if err != nil {
-			t.Fatal(err)
+		if _, err := pgmqclient.QueueTable(ctx, db.Pool, name); !errors.Is(err, pgmqclient.ErrQueueNotFound) {
+			t.Fatalf("table of missing queue %q: %v, want ErrQueueNotFound", name, err)
 		}
+		quoted := pgmqclient.QuoteTable("q_" + strings.ToLower(name))
 		var parts []string
 		if err := db.Pool.QueryRow(ctx, "SELECT parse_ident($1)", quoted).Scan(&parts); err != nil {
 			t.Fatalf("parse_ident(%s): %v", quoted, err)
@@ -313,18 +321,25 @@ func TestQuotedNamesReadBackInPostgres(t *testing.T) {
 		if len(parts) != 2 || parts[0] != "pgmq" || parts[1] != "q_"+strings.ToLower(name) {
 			t.Fatalf("PostgreSQL reads %s as %q", quoted, parts)
 		}
-		_, err = db.Pool.Exec(ctx, "SELECT 1 FROM "+quoted+" WHERE false")
+		_, err := db.Pool.Exec(ctx, "SELECT 1 FROM "+quoted+" WHERE false")
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
 			t.Fatalf("SELECT FROM %s: %v, want undefined_table (42P01)", quoted, err)
 		}
 	}
-	if valid < 5 {
+	if valid < 20 {
 		t.Fatalf("only %d valid names in the corpus", valid)
 	}
-	for _, name := range []string{"_", "A1", "select", strings.Repeat("Z", pgmqclient.MaxQueueNameLength)} {
+	for _, name := range []string{"_", "A1", "select", "nc-dash", `a"b`, "1st", strings.Repeat("Z", pgmqclient.MaxQueueNameLength)} {
 		if err := c.CreateQueue(ctx, name); err != nil {
 			t.Fatalf("create %q: %v", name, err)
+		}
+		table, err := pgmqclient.QueueTable(ctx, db.Pool, name)
+		if err != nil {
+			t.Fatalf("table of %q: %v", name, err)
+		}
+		if want := pgmqclient.QuoteTable("q_" + strings.ToLower(name)); table != want {
+			t.Fatalf("table of %q = %s, want %s", name, table, want)
 		}
 		sendN(t, ctx, c, name, 2)
 		if n := size(t, ctx, c, name); n != 2 {

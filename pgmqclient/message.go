@@ -35,6 +35,9 @@ type sendOptions struct {
 	batchHeaders []json.RawMessage
 	perMessage   bool
 	delay        time.Duration
+	// until and group are set by WithDelayUntil and WithGroup (message_forms.go).
+	until time.Time
+	group *string
 }
 
 // WithHeaders attaches headers (a JSON value, usually an object) to the
@@ -79,12 +82,13 @@ func sendArgs(opts []SendOption) (o sendOptions, delay int32, err error) {
 			return o, 0, fmt.Errorf("%w: headers %d are not valid JSON", ErrInvalidArgument, i)
 		}
 	}
-	return o, delay, nil
+	return o, delay, o.applyForms()
 }
 
 // Send enqueues one message (pgmq.send) and returns its id. The payload
-// must be valid JSON. Options: WithHeaders, WithDelay.
-func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage, opts ...SendOption) (int64, error) {
+// must be valid JSON. Options: WithHeaders, WithDelay or WithDelayUntil,
+// WithGroup.
+func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage, opts ...SendOption) (id int64, err error) {
 	const op = "send"
 	if err := ValidateQueueName(queue); err != nil {
 		return 0, &OpError{Op: op, Queue: queue, Err: err}
@@ -99,13 +103,28 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 	if err != nil {
 		return 0, &OpError{Op: op, Queue: queue, Err: err}
 	}
+	delayArg, delayType, err := c.delayParam(ctx, op, queue, o, delay)
+	if err != nil {
+		return 0, err
+	}
+	if tr := c.hooks.send; tr != nil {
+		added := map[string]string{}
+		ctx = tr.TraceSendStart(ctx, c, TraceSendStartData{Queue: queue, Delay: o.visibleIn(delay), Headers: added})
+		var sent bool
+		o.headers, sent, err = c.hookHeader(ctx, o.headers, added)
+		defer func() {
+			tr.TraceSendEnd(ctx, c, TraceSendEndData{MsgID: id, HeadersAdded: sent && err == nil, Err: err})
+		}()
+		if err != nil {
+			return 0, opErr(op, queue, err)
+		}
+	}
 	var row pgx.Row
 	if o.headers == nil {
-		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::integer)`, queue, payload, delay)
+		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::`+delayType+`)`, queue, payload, delayArg)
 	} else {
-		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::jsonb, $4::integer)`, queue, payload, o.headers, delay)
+		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::jsonb, $4::`+delayType+`)`, queue, payload, o.headers, delayArg)
 	}
-	var id int64
 	if err := row.Scan(&id); err != nil {
 		return 0, opErr(op, queue, err)
 	}
@@ -115,8 +134,8 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 // SendBatch enqueues several messages in one statement (pgmq.send_batch)
 // and returns their ids in payload order. Headers: WithHeaders gives every
 // message the same headers, WithBatchHeaders one per message. WithDelay
-// applies to the whole batch.
-func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.RawMessage, opts ...SendOption) ([]int64, error) {
+// (or WithDelayUntil) and WithGroup apply to the whole batch.
+func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.RawMessage, opts ...SendOption) (ids []int64, err error) {
 	const op = "send batch"
 	if err := ValidateQueueName(queue); err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
@@ -143,13 +162,32 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 			headers[i] = o.headers
 		}
 	}
+	delayArg, delayType, err := c.delayParam(ctx, op, queue, o, delay)
+	if err != nil {
+		return nil, err
+	}
+	if tr := c.hooks.batch; tr != nil {
+		added := make([]map[string]string, len(payloads))
+		for i := range added {
+			added[i] = map[string]string{}
+		}
+		ctx = tr.TraceSendBatchStart(ctx, c, TraceSendBatchStartData{Queue: queue, Count: len(payloads), Delay: o.visibleIn(delay), Headers: added})
+		var sent bool
+		headers, sent, err = c.hookHeaders(ctx, headers, added)
+		defer func() {
+			tr.TraceSendBatchEnd(ctx, c, TraceSendBatchEndData{MsgIDs: ids, HeadersAdded: sent && err == nil, Err: err})
+		}()
+		if err != nil {
+			return nil, opErr(op, queue, err)
+		}
+	}
 	var rows pgx.Rows
 	if headers == nil {
-		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::integer)`, queue, payloads, delay)
+		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::`+delayType+`)`, queue, payloads, delayArg)
 	} else {
-		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::jsonb[], $4::integer)`, queue, payloads, headers, delay)
+		rows, err = c.db.Query(ctx, `SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], $3::jsonb[], $4::`+delayType+`)`, queue, payloads, headers, delayArg)
 	}
-	ids, err := collectIDs(rows, err)
+	ids, err = collectIDs(rows, err)
 	if err != nil {
 		return nil, opErr(op, queue, err)
 	}
@@ -160,24 +198,45 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 // (rounded up to whole seconds; 0 leaves them visible). Messages locked by
 // a concurrent reader are skipped, so two readers never get the same
 // message. The result is ordered by id and empty when nothing is visible.
-func (c *Client) Read(ctx context.Context, queue string, vt time.Duration, qty int) ([]Message, error) {
+// Option: WithCondition.
+func (c *Client) Read(ctx context.Context, queue string, vt time.Duration, qty int, opts ...ReadOption) ([]Message, error) {
 	const op = "read"
 	vts, err := readArgs(queue, vt, qty)
+	var ro readOptions
+	if err == nil {
+		ro, err = readOpts(opts)
+	}
 	if err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
 	}
-	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer)`, queue, vts, int32(qty))
-	return messages(op, queue, rows, err)
+	if ro.condition != nil {
+		if err := c.require(ctx, op, queue, FeatureReadConditional); err != nil {
+			return nil, err
+		}
+	}
+	data := TraceReceiveStartData{Queue: queue, Operation: OperationRead, Qty: qty, VisibilityTimeout: time.Duration(vts) * time.Second}
+	return c.traceReceive(ctx, data, func(ctx context.Context) ([]Message, error) {
+		if ro.condition != nil {
+			rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer, $4::jsonb)`, queue, vts, int32(qty), ro.condition)
+			return messages(op, queue, rows, err)
+		}
+		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer)`, queue, vts, int32(qty))
+		return messages(op, queue, rows, err)
+	})
 }
 
 // ReadWithPoll is Read that waits (pgmq.read_with_poll): if nothing is
 // visible it tries again every pollInterval (rounded up to milliseconds)
 // until messages arrive or maxPoll (rounded up to seconds) has passed. The
 // wait happens in the server and holds a connection; cancel ctx to end it
-// early. maxPoll and pollInterval must be positive.
-func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duration, qty int, maxPoll, pollInterval time.Duration) ([]Message, error) {
+// early. maxPoll and pollInterval must be positive. Option: WithCondition.
+func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duration, qty int, maxPoll, pollInterval time.Duration, opts ...ReadOption) ([]Message, error) {
 	const op = "read with poll"
 	vts, err := readArgs(queue, vt, qty)
+	var ro readOptions
+	if err == nil {
+		ro, err = readOpts(opts)
+	}
 	var maxS, intervalMS int32
 	if err == nil {
 		maxS, err = seconds(maxPoll, "max poll")
@@ -191,9 +250,22 @@ func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duratio
 	if err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
 	}
-	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer)`,
-		queue, vts, int32(qty), maxS, intervalMS)
-	return messages(op, queue, rows, err)
+	if ro.condition != nil {
+		if err := c.require(ctx, op, queue, FeatureReadConditional); err != nil {
+			return nil, err
+		}
+	}
+	data := TraceReceiveStartData{Queue: queue, Operation: OperationReadWithPoll, Qty: qty, VisibilityTimeout: time.Duration(vts) * time.Second}
+	return c.traceReceive(ctx, data, func(ctx context.Context) ([]Message, error) {
+		if ro.condition != nil {
+			rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer, $6::jsonb)`,
+				queue, vts, int32(qty), maxS, intervalMS, ro.condition)
+			return messages(op, queue, rows, err)
+		}
+		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer)`,
+			queue, vts, int32(qty), maxS, intervalMS)
+		return messages(op, queue, rows, err)
+	})
 }
 
 func readArgs(queue string, vt time.Duration, qty int) (int32, error) {
@@ -238,6 +310,13 @@ func (c *Client) Pop(ctx context.Context, queue string, qty int) ([]Message, err
 	if err := checkQty(qty); err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
 	}
+	return c.traceReceive(ctx, TraceReceiveStartData{Queue: queue, Operation: OperationPop, Qty: qty}, func(ctx context.Context) ([]Message, error) {
+		return c.pop(ctx, queue, qty)
+	})
+}
+
+func (c *Client) pop(ctx context.Context, queue string, qty int) ([]Message, error) {
+	const op = "pop"
 	mode := c.popMode.Load()
 	if mode == popUnknown {
 		var withQty bool
@@ -271,48 +350,61 @@ func (c *Client) Pop(ctx context.Context, queue string, qty int) ([]Message, err
 
 // Delete deletes one message (pgmq.delete) and reports whether it existed.
 func (c *Client) Delete(ctx context.Context, queue string, id int64) (bool, error) {
-	return c.one(ctx, "delete", `SELECT pgmq.delete($1::text, $2::bigint)`, queue, id)
+	return c.one(ctx, "delete", OperationDelete, `SELECT pgmq.delete($1::text, $2::bigint)`, queue, id)
 }
 
 // DeleteBatch deletes the messages with the given ids (pgmq.delete) and
 // returns, ordered, the ids that existed. ids must not be empty.
 func (c *Client) DeleteBatch(ctx context.Context, queue string, ids []int64) ([]int64, error) {
-	return c.many(ctx, "delete batch", `SELECT * FROM pgmq.delete($1::text, $2::bigint[])`, queue, ids)
+	return c.many(ctx, "delete batch", OperationDelete, `SELECT * FROM pgmq.delete($1::text, $2::bigint[])`, queue, ids)
 }
 
 // Archive moves one message to the queue's archive table, pgmq.a_<queue>
 // (pgmq.archive), and reports whether it existed.
 func (c *Client) Archive(ctx context.Context, queue string, id int64) (bool, error) {
-	return c.one(ctx, "archive", `SELECT pgmq.archive($1::text, $2::bigint)`, queue, id)
+	return c.one(ctx, "archive", OperationArchive, `SELECT pgmq.archive($1::text, $2::bigint)`, queue, id)
 }
 
 // ArchiveBatch archives the messages with the given ids (pgmq.archive) and
 // returns, ordered, the ids that existed. ids must not be empty.
 func (c *Client) ArchiveBatch(ctx context.Context, queue string, ids []int64) ([]int64, error) {
-	return c.many(ctx, "archive batch", `SELECT * FROM pgmq.archive($1::text, $2::bigint[])`, queue, ids)
+	return c.many(ctx, "archive batch", OperationArchive, `SELECT * FROM pgmq.archive($1::text, $2::bigint[])`, queue, ids)
 }
 
-func (c *Client) one(ctx context.Context, op, sql, queue string, id int64) (bool, error) {
+func (c *Client) one(ctx context.Context, op string, top Operation, sql, queue string, id int64) (bool, error) {
 	if err := ValidateQueueName(queue); err != nil {
 		return false, &OpError{Op: op, Queue: queue, Err: err}
 	}
 	var ok bool
-	if err := c.db.QueryRow(ctx, sql, queue, id).Scan(&ok); err != nil {
-		return false, opErr(op, queue, err)
-	}
-	return ok, nil
+	err := c.traceSettle(ctx, TraceSettleStartData{Queue: queue, Operation: top, MsgIDs: []int64{id}}, func(ctx context.Context) (int, error) {
+		if err := c.db.QueryRow(ctx, sql, queue, id).Scan(&ok); err != nil {
+			return 0, opErr(op, queue, err)
+		}
+		if ok {
+			return 1, nil
+		}
+		return 0, nil
+	})
+	return ok, err
 }
 
-func (c *Client) many(ctx context.Context, op, sql, queue string, ids []int64) ([]int64, error) {
+func (c *Client) many(ctx context.Context, op string, top Operation, sql, queue string, ids []int64) ([]int64, error) {
 	if err := ValidateQueueName(queue); err != nil {
 		return nil, &OpError{Op: op, Queue: queue, Err: err}
 	}
 	if len(ids) == 0 {
 		return nil, invalidArg(op, queue, "no message ids")
 	}
-	done, err := collectIDs(c.db.Query(ctx, sql, queue, ids))
+	var done []int64
+	err := c.traceSettle(ctx, TraceSettleStartData{Queue: queue, Operation: top, MsgIDs: ids}, func(ctx context.Context) (int, error) {
+		var err error
+		if done, err = collectIDs(c.db.Query(ctx, sql, queue, ids)); err != nil {
+			return 0, opErr(op, queue, err)
+		}
+		return len(done), nil
+	})
 	if err != nil {
-		return nil, opErr(op, queue, err)
+		return nil, err
 	}
 	return done, nil
 }
@@ -330,15 +422,21 @@ func (c *Client) SetVisibilityTimeout(ctx context.Context, queue string, id int6
 	if err != nil {
 		return Message{}, &OpError{Op: op, Queue: queue, Err: err}
 	}
-	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.set_vt($1::text, $2::bigint, $3::integer)`, queue, id, vts)
-	msgs, err := messages(op, queue, rows, err)
-	if err != nil {
-		return Message{}, err
-	}
-	if len(msgs) == 0 {
-		return Message{}, &OpError{Op: op, Queue: queue, Err: fmt.Errorf("%w: id %d", ErrMessageNotFound, id)}
-	}
-	return msgs[0], nil
+	var msg Message
+	data := TraceSettleStartData{Queue: queue, Operation: OperationSetVT, MsgIDs: []int64{id}, VisibilityTimeout: time.Duration(vts) * time.Second}
+	err = c.traceSettle(ctx, data, func(ctx context.Context) (int, error) {
+		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.set_vt($1::text, $2::bigint, $3::integer)`, queue, id, vts)
+		msgs, err := messages(op, queue, rows, err)
+		if err != nil {
+			return 0, err
+		}
+		if len(msgs) == 0 {
+			return 0, &OpError{Op: op, Queue: queue, Err: fmt.Errorf("%w: id %d", ErrMessageNotFound, id)}
+		}
+		msg = msgs[0]
+		return 1, nil
+	})
+	return msg, err
 }
 
 // messages scans message_record rows by column name, ordered by id, and
@@ -355,6 +453,14 @@ func messages(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 }
 
 func scanMessages(rows pgx.Rows) ([]Message, error) {
+	out, err := scanMessagesInOrder(rows)
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+// scanMessagesInOrder scans message_record rows by column name, keeping
+// the server's order.
+func scanMessagesInOrder(rows pgx.Rows) ([]Message, error) {
 	var out []Message
 	var payload, headers []byte
 	err := scanByName(rows, func(column string, m *Message) any {
@@ -384,7 +490,6 @@ func scanMessages(rows pgx.Rows) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

@@ -101,14 +101,19 @@ func deref(p *int64) int64 {
 
 // QueueSize returns the exact number of messages in the queue, counted
 // with count(*) on its table (a full scan: cost grows with the backlog).
-// A missing queue gives an *OpError wrapping ErrQueueNotFound; an
-// unreachable database gives an *OpError wrapping the connection error.
+// The server names the table (PGMQ's lower('q_' || name) under the
+// database's ctype) before it is counted: two statements. A missing queue
+// gives an *OpError wrapping ErrQueueNotFound, a database without PGMQ
+// one wrapping ErrPGMQNotInstalled; an unreachable database gives an *OpError wrapping the connection error.
 // The size is 0 whenever err is not nil.
 func (c *Client) QueueSize(ctx context.Context, queue string) (int64, error) {
 	const op = "queue size"
-	table, err := queueTable(queue)
-	if err != nil {
+	if err := ValidateQueueName(queue); err != nil {
 		return 0, &OpError{Op: op, Queue: queue, Err: err}
+	}
+	table, err := queueTable(ctx, c.db, queue)
+	if err != nil {
+		return 0, opErr(op, queue, err)
 	}
 	var n int64
 	if err := c.db.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {

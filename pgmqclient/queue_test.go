@@ -171,7 +171,7 @@ func TestHostileNamesSendNoSQL(t *testing.T) {
 	}
 	hostile := []string{
 		"a;drop table x", "x'--", "$1", strings.Repeat("a", 48), "", "名前",
-		"with space", "victim; DROP SCHEMA pgmq CASCADE", `victim" CASCADE; --`, "1victim",
+		"a--b", "victim; DROP SCHEMA pgmq CASCADE", `victim" CASCADE; --`, "café", "a\x00b",
 	}
 	for opName, op := range ops {
 		for _, name := range hostile {

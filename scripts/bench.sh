@@ -14,6 +14,7 @@ go test -run '^$' -benchmem -count "$count" \
   ./otelmetrics | tee "$raw"
 go test -run '^$' -benchmem -benchtime 3s -bench '^BenchmarkQueueSampling$' ./pgmqclient | tee -a "$raw"
 go test -run '^$' -benchmem -bench '^(BenchmarkReplicasRound|BenchmarkThrottledReaders|BenchmarkFullCollection)$' ./otelmetrics | tee -a "$raw"
+go test -run '^$' -benchmem -benchtime 40x -bench '^BenchmarkWakeupLatency$' ./pgmqclient | tee -a "$raw"
 exact=FAIL
 go test -count=1 -run '^TestSampleDepthsExactAtOrBelowThreshold$' ./pgmqclient >/dev/null && exact=PASS
 
@@ -65,6 +66,35 @@ for v in sampled throttled; do
     "$v" "$(median "BenchmarkFullCollection/$v" ns/op)" "$(median "BenchmarkFullCollection/$v" B/op)" "$(median "BenchmarkFullCollection/$v" allocs/op)"
 done
 
+wn=$(median 'BenchmarkWakeupLatency/notify' wake_ms)
+wp=$(median 'BenchmarkWakeupLatency/read_with_poll' wake_ms)
+printf 'wake-up after send, Waiter on insert notifications %6.2f ms (p95 %s) | baseline read_with_poll at 100 ms %6.2f ms (p95 %s) | ratio %5.2f (<= 0.25) | %s\n' \
+  "$wn" "$(median 'BenchmarkWakeupLatency/notify' wake_p95_ms)" "$wp" "$(median 'BenchmarkWakeupLatency/read_with_poll' wake_p95_ms)" \
+  "$(awk -v n="$wn" -v p="$wp" 'BEGIN { print n / p }')" "$(verdict "$(awk -v n="$wn" -v p="$wp" 'BEGIN { print (n <= 0.25 * p) }')")"
+
+# Tracing (otelpgmq): instrumented Send and Read against the plain call in
+# the same run (interleaved, so both see the same load), and the process
+# helper's own cost.
+go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess)$' \
+  ./otelpgmq | tee -a "$raw"
+for op in Send Read; do
+  for v in sampled unsampled; do
+    tr=$(median "BenchmarkInstrumented$op/$v" traced_ns/op)
+    pl=$(median "BenchmarkInstrumented$op/$v" plain_ns/op)
+    # Verdict on the median of per-call ratios: steadier from run to run
+    # than the ratio of the totals (printed too), which a stall moves.
+    r=$(median "BenchmarkInstrumented$op/$v" pair_median_ratio)
+    rt=$(median "BenchmarkInstrumented$op/$v" ratio)
+    printf 'bar 6 instrumented %-4s %-9s %9.1f us | baseline uninstrumented %9.1f us | ratio %5.3fx per call, %5.3fx of totals (<= 1.05x) | %s\n' \
+      "$op" "$v" "$(awk -v x="$tr" 'BEGIN { print x / 1e3 }')" "$(awk -v x="$pl" 'BEGIN { print x / 1e3 }')" "$r" "$rt" \
+      "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.05) }')")"
+  done
+done
+for v in sampled unsampled bare; do
+  printf 'bar 7 process helper (span, processor count, metrics) %-9s %9s ns/op %6s B/op %4s allocs/op (recorded, no target)\n' \
+    "$v" "$(median "BenchmarkProcess/$v" ns/op)" "$(median "BenchmarkProcess/$v" B/op)" "$(median "BenchmarkProcess/$v" allocs/op)"
+done
+
 # Queue depth at scale and in every statistics state (issue 9). Each
 # benchmark runs a PostgreSQL cluster of its own with default settings.
 echo
@@ -75,24 +105,24 @@ echo
 echo "== depth targets"
 w=$(median 'BenchmarkDepthManyQueues/queues=10000/sample' worst_ms)
 cpl=$(median 'BenchmarkDepthManyQueues/queues=10000/sample' complete)
-printf 'bar 6 10,000 queues, default-config PostgreSQL 15: worst sample %6s ms, every queue reported, exact at or below the threshold: %s | baseline sample timeout 2000 ms | %s\n' \
+printf 'bar 8 10,000 queues, default-config PostgreSQL 15: worst sample %6s ms, every queue reported, exact at or below the threshold: %s | baseline sample timeout 2000 ms | %s\n' \
   "$w" "$cpl" "$(verdict "$(awk -v w="$w" -v c="$cpl" 'BEGIN { print (c == 1 && w < 2000) }')")"
 for v in sample after_analyze; do
   a=$(median "BenchmarkDepthManyQueues/queues=1000/$v" ns/queue)
   z=$(median "BenchmarkDepthManyQueues/queues=10000/$v" ns/queue)
-  printf 'bar 7 per-queue cost at 10,000 queues (%-13s) %9s ns | baseline at 1,000 queues %9s ns | ratio %5.2fx (<= 1.5x) | %s\n' \
+  printf 'bar 9 per-queue cost at 10,000 queues (%-13s) %9s ns | baseline at 1,000 queues %9s ns | ratio %5.2fx (<= 1.5x) | %s\n' \
     "$v" "$z" "$a" "$(awk -v a="$a" -v z="$z" 'BEGIN { print z / a }')" "$(verdict "$(awk -v a="$a" -v z="$z" 'BEGIN { print (z <= 1.5 * a) }')")"
 done
 g=$(median 'BenchmarkDepthManyQueues/queues=1000/memory_churn' growth_%)
-printf 'bar 8 sampler backend memory after 100 queue creations and drops at 1,000 queues: %s%% growth | baseline its memory before (%s bytes) | (within 10%%) | %s\n' \
+printf 'bar 10 sampler backend memory after 100 queue creations and drops at 1,000 queues: %s%% growth | baseline its memory before (%s bytes) | (within 10%%) | %s\n' \
   "$g" "$(median 'BenchmarkDepthManyQueues/queues=1000/memory_churn' start_bytes)" "$(verdict "$(awk -v g="$g" 'BEGIN { print (g <= 10 && g >= -10) }')")"
 for n in 1000 3000; do
   s=$(median "BenchmarkDepthManyQueues/queues=$n/sample" ns/queue)
   m=$(median "BenchmarkDepthManyQueues/queues=$n/metrics_all" ns/queue)
-  printf 'bar 9 sample at %5s queues %9s ns/queue | baseline metrics_all() %9s ns/queue | ratio %5.1fx (>= 3x) | %s\n' \
+  printf 'bar 11 sample at %5s queues %9s ns/queue | baseline metrics_all() %9s ns/queue | ratio %5.1fx (>= 3x) | %s\n' \
     "$n" "$s" "$m" "$(awk -v s="$s" -v m="$m" 'BEGIN { print m / s }')" "$(verdict "$(awk -v s="$s" -v m="$m" 'BEGIN { print (m >= 3 * s) }')")"
 done
 e=$(median BenchmarkDepthEstimateStates max_error_%)
 lo=$(median BenchmarkDepthEstimateStates left_out)
-printf 'bar 10 1M-message queues split 100/0, 50/50, 0/100; current, crash restart, pg_stat_reset(), standby, promoted: largest error %s%% of the depth, %s samples left out | (<= 1%%) | %s\n' \
+printf 'bar 12 1M-message queues split 100/0, 50/50, 0/100; current, crash restart, pg_stat_reset(), standby, promoted: largest error %s%% of the depth, %s samples left out | (<= 1%%) | %s\n' \
   "$e" "$lo" "$(verdict "$(awk -v e="$e" 'BEGIN { print (e <= 1) }')")"

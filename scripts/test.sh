@@ -3,14 +3,39 @@
 # detector, against the PostgreSQL at DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres), plus short fuzz runs.
 # Extra arguments go to `go test` (for example -run or -v).
+#
+# The output is go test's usual one; at the end a summary says what was
+# tested: which PGMQ the database tests ran against (extension, PGMQ's SQL
+# install file from PGMQ_SQL, or the project's compat schema), the skipped
+# tests by reason, and a last line `tests: N passed, N failed, N skipped`.
+# The exit status is go test's (non-zero if any run failed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-go test -race -count=1 "$@" ./...
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/testsummary" ./scripts/testsummary
+verbose=""
+for a in "$@"; do [ "$a" = "-v" ] && verbose="-v"; done
+
+status=0
+# run DIR ARGS...: go test -json in DIR, shown as go test shows it, saved
+# for the summary; remembers the first failing status.
+run() {
+	local dir="$1"
+	shift
+	set +e
+	(cd "$dir" && go test -json "$@") | tee -a "$work/tests.json" | "$work/testsummary" -stream $verbose
+	local st="${PIPESTATUS[0]}"
+	set -e
+	if [ "$st" -ne 0 ] && [ "$status" -eq 0 ]; then status="$st"; fi
+}
+
+run . -race -count=1 "$@" ./...
 # -p 1: the e2e packages each start a Collector and a Prometheus on free
 # loopback ports; one package at a time keeps them from racing for ports
 # and CPU on a small machine.
-(cd e2e && go test -race -count=1 -p 1 -timeout 30m "$@" ./...)
+run e2e -race -count=1 -p 1 -timeout 30m "$@" ./...
 
 # Short fuzz runs of the queue-name targets (the committed corpus in
 # pgmqclient/testdata/fuzz also runs with every `go test` above).
@@ -19,5 +44,10 @@ go test -race -count=1 "$@" ./...
 # a 10s run spent most of its time minimising (0 execs/s), not fuzzing.
 fuzztime="${PGMQOTEL_FUZZTIME:-10s}"
 for target in FuzzValidateQueueName FuzzQuoteIdentifier; do
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x ./pgmqclient
+	if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x ./pgmqclient; then
+		[ "$status" -eq 0 ] && status=1
+	fi
 done
+
+"$work/testsummary" "$work/tests.json"
+exit "$status"

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // healthPath is where the health report is served.
@@ -27,10 +30,49 @@ type healthReport struct {
 	Tasks    taskCounts     `json:"tasks"`
 }
 
-// databaseHealth says whether the database answered the last queue sample.
+// databaseHealth says whether the database answered the last queue sample
+// and whether PGMQ is in it.
 type databaseHealth struct {
-	Healthy bool   `json:"healthy"`
-	Error   string `json:"error"` // empty when healthy
+	Healthy bool `json:"healthy"`
+	// Reachable is true when the database answered, even with an error.
+	Reachable bool `json:"reachable"`
+	// PGMQ is "installed", "missing" (the database answered but has no
+	// PGMQ) or "unknown" (the database did not answer).
+	PGMQ  string `json:"pgmq"`
+	Error string `json:"error"` // empty when healthy
+}
+
+// PGMQ states in databaseHealth.
+const (
+	pgmqInstalled = "installed"
+	pgmqMissing   = "missing"
+	pgmqUnknown   = "unknown"
+)
+
+// The sampler reports its last error as text. A server's answer carries
+// "(SQLSTATE xxxxx)"; PGMQ's absence is schema "pgmq" missing (3F000) or
+// its table pgmq.meta missing (42P01). Connection failures (class 08,
+// 57P0x shutdowns) mean the database itself is down.
+var (
+	sqlState    = regexp.MustCompile(`\(SQLSTATE ([0-9A-Z]{5})\)`)
+	pgmqAbsent  = regexp.MustCompile(`schema "pgmq" does not exist|relation "pgmq\.meta" does not exist`)
+	installHint = "database up, PGMQ missing: " + pgmqclient.InstallHint
+)
+
+// classify fills Reachable and PGMQ from the sampler's error text.
+func (d *databaseHealth) classify(errText string) {
+	d.PGMQ = pgmqUnknown
+	m := sqlState.FindStringSubmatch(errText)
+	if m == nil || strings.HasPrefix(m[1], "08") || strings.HasPrefix(m[1], "57P") {
+		return // no answer from the server, or it is shutting down
+	}
+	d.Reachable = true
+	if pgmqAbsent.MatchString(errText) {
+		d.PGMQ = pgmqMissing
+		d.Error = installHint + " (" + errText + ")"
+		return
+	}
+	d.PGMQ = pgmqInstalled
 }
 
 // taskCounts are the messages this process handled since it started.
@@ -59,17 +101,21 @@ func (o *orchestrator) health(ctx context.Context) healthReport {
 	switch s := r.QueueSampler; {
 	case s == nil:
 		r.Database.Error = "queue sampling is off"
+		r.Database.PGMQ = pgmqUnknown
 	case !s.Healthy:
 		r.Database.Error = s.Error
+		r.Database.classify(s.Error)
 	default:
-		r.Database.Healthy = true
+		r.Database.Healthy, r.Database.Reachable, r.Database.PGMQ = true, true, pgmqInstalled
 	}
 	return r
 }
 
 // healthMux serves the report on healthPath: 200 when the database is
 // healthy, 503 (with the same JSON body) when it is not, so a load balancer
-// or an orchestration platform can act on the status alone.
+// or an orchestration platform can act on the status alone. The body tells
+// a database that is down (reachable false) from one that is up without
+// PGMQ (reachable true, pgmq "missing", the error saying how to install it).
 func (o *orchestrator) healthMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+healthPath, func(w http.ResponseWriter, r *http.Request) {

@@ -55,6 +55,7 @@ type running struct {
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
 	t.Setenv("OTEL_METRICS_EXPORTER", "none") // no collector here; the reader is read directly
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")  // spans go to cfg.spanProcessor, if set
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,16 @@
 // Command orchestrator is a small but complete orchestrator built on PGMQ
-// and instrumented with otelmetrics. It is meant to be read and copied.
+// and instrumented with otelmetrics and otelpgmq. It is meant to be read
+// and copied.
 //
 // A producer enqueues task requests at a steady rate; a pool of processors
 // reads them, works on each (a timer stands in for real work) and archives
 // it on success. A failed message is left alone and becomes visible again
 // once its visibility timeout has passed, so another processor retries it.
 //
-// Active processors, connection pool utilization and queue depth are
-// exported over OTLP, configured by the standard OTEL_* variables, and
+// Every message is traced from its send to its processing (one trace: the
+// process span is the send span's child) and the messaging metrics are
+// recorded. Active processors, connection pool utilization and queue depth
+// are exported over OTLP, configured by the standard OTEL_* variables, and
 // served as JSON on the health endpoint (default
 // http://127.0.0.1:8080/healthz). A one-line summary is logged every few
 // seconds.
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
@@ -69,6 +73,10 @@ type Config struct {
 	Summary     time.Duration // -summary: time between summary lines; 0 logs none
 	Grace       time.Duration // -grace: how long work in progress may go on after a stop
 	MaxConns    int32         // -max-conns: pool size; 0 picks one (see poolConfig)
+	Notify      string        // -notify: "auto" (or "") waits on insert notifications when PGMQ has them; "off" polls
+
+	// spanProcessor, when set, sees every span next to the exporter (tests).
+	spanProcessor sdktrace.SpanProcessor
 }
 
 // ConfigError reports an invalid flag or environment variable. It is found
@@ -103,6 +111,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&cfg.VT, "vt", 30*time.Second, "visibility timeout: how long a read message stays hidden (whole seconds, rounded up)")
 	fs.DurationVar(&cfg.Summary, "summary", 5*time.Second, "time between summary lines (0 logs none)")
 	fs.DurationVar(&cfg.Grace, "grace", 10*time.Second, "how long work in progress may go on after a stop")
+	fs.StringVar(&cfg.Notify, "notify", "auto", "how idle processors learn of new messages: auto (insert notifications when PGMQ has them, else polling) or off (polling)")
 	maxConns := fs.Int("max-conns", 0, "connection pool size (0: pool_max_conns of DATABASE_URL if set, else processors+2)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: orchestrator [flags]\n\n"+
@@ -149,6 +158,8 @@ func (c Config) validate() error {
 		return bad("-summary", c.Summary, "must not be negative")
 	case c.Grace < 0:
 		return bad("-grace", c.Grace, "must not be negative")
+	case c.Notify != "" && c.Notify != "auto" && c.Notify != "off":
+		return bad("-notify", c.Notify, "must be auto or off")
 	}
 	if err := pgmqclient.ValidateQueueName(c.Queue); err != nil {
 		return bad("-queue", c.Queue, err.Error())

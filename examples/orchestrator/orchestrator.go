@@ -18,13 +18,15 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelpgmq"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // Timings that are not worth a flag.
 const (
 	// pollInterval is how long an idle processor waits before it looks for
-	// a message again. It waits in Go, without holding a connection.
+	// a message again when no insert notification can wake it (wake.go).
+	// It waits in Go, without holding a connection.
 	pollInterval = 250 * time.Millisecond
 	// retryInterval is how long a processor, the producer or the queue
 	// setup waits after a database error before trying again.
@@ -42,8 +44,10 @@ type orchestrator struct {
 	errs    *quietErrors
 	pool    *pgxpool.Pool
 	client  *pgmqclient.Client // on pool
+	tracer  *otelpgmq.Tracer   // spans and messaging metrics of every client
 	metrics *otelmetrics.Metrics
 	kind    *otelmetrics.ProcessorKind // processors of cfg.Queue
+	wake    *wakeup                    // wakes idle processors (wake.go)
 
 	produced  atomic.Int64 // messages sent
 	processed atomic.Int64 // messages worked on and archived
@@ -82,6 +86,25 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 	if err != nil {
 		return err
 	}
+	// Traces beside the metrics, from the same OTEL_* variables.
+	tp, err := otelmetrics.NewTracerProvider(ctx, otelmetrics.WithSpanProcessor(cfg.spanProcessor))
+	if err != nil {
+		_ = mp.Shutdown(context.Background())
+		return err
+	}
+	prop, err := otelmetrics.NewPropagator()
+	if err != nil {
+		_ = mp.Shutdown(context.Background())
+		_ = tp.Shutdown(context.Background())
+		return err
+	}
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(prop)
+	// The process span is the child of the message's send span, so that
+	// Jaeger shows producer and processor as one trace; the library's
+	// default is a link.
+	tracer := otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithMeterProvider(mp),
+		otelpgmq.WithPropagator(prop), otelpgmq.WithProcessParent())
 	pc, err := poolConfig(cfg)
 	if err != nil {
 		return err
@@ -105,9 +128,11 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 		log:     log,
 		errs:    newQuietErrors(log),
 		pool:    pool,
-		client:  pgmqclient.New(pool),
+		client:  pgmqclient.New(pool, pgmqclient.WithTracer(tracer)),
+		tracer:  tracer,
 		metrics: m,
 		kind:    m.Processor(cfg.Queue), // kept: Start and Finish are then two atomic adds
+		wake:    newWakeup(),
 	}
 
 	srv := &http.Server{Handler: o.healthMux(), ReadHeaderTimeout: 5 * time.Second}
@@ -132,6 +157,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 			return
 		}
 		workers.Go(func() { o.produce(ctx) })
+		workers.Go(func() { o.watch(ctx) })
 		for range cfg.Processors {
 			workers.Go(func() { o.process(ctx, work) })
 		}
@@ -170,6 +196,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 		}
 		return nil
 	})
+	o.shutdownStep("tracer provider", tp.Shutdown)
 	o.shutdownStep("meter provider", mp.Shutdown)
 	o.shutdownStep("metrics", func(context.Context) error { return m.Close() })
 	return serveErr
@@ -261,7 +288,7 @@ func (o *orchestrator) process(stop, work context.Context) {
 			o.errs.report("processor", err)
 			wait(stop, retryInterval)
 		case !handled:
-			wait(stop, pollInterval) // the queue is empty
+			o.wake.idleWait(stop) // the queue is empty
 		}
 	}
 }
@@ -276,41 +303,67 @@ func (o *orchestrator) processOne(stop, work context.Context) (handled bool, err
 		return false, fmt.Errorf("acquire a connection: %w", err)
 	}
 	defer conn.Release()
-	c := pgmqclient.New(conn)
+	c := pgmqclient.New(conn, pgmqclient.WithTracer(o.tracer))
 	// Read under work, not stop: a read cut short by a stop could take a
 	// message on the server without the processor ever seeing it.
 	msgs, err := c.Read(work, o.cfg.Queue, o.cfg.VT, 1)
 	if err != nil || len(msgs) == 0 {
 		return false, err
 	}
-	msg := msgs[0]
+	// One call counts the processor (active from here until the message
+	// is done), traces the work and measures it.
+	err = o.tracer.Process(work, o.cfg.Queue, o.kind, msgs[0], func(ctx context.Context) error {
+		return o.work(ctx, c, msgs[0])
+	})
+	switch {
+	case errors.Is(err, errTaskFailed), errors.Is(err, errAbandoned):
+		return true, nil
+	case err != nil:
+		return true, err // retried after the visibility timeout
+	}
+	return true, nil
+}
 
-	run := o.kind.Start() // active from here until the message is done
-	defer run.Finish()
+// Outcomes of work that are not the processor's errors; Process records
+// them on the span and, by their ErrorType, as error.type of
+// messaging.process.duration.
+var (
+	errTaskFailed error = outcome("task_failed")
+	errAbandoned  error = outcome("abandoned")
+)
+
+// outcome is an error whose text is also its error.type.
+type outcome string
+
+func (o outcome) Error() string     { return strings.ReplaceAll(string(o), "_", " ") }
+func (o outcome) ErrorType() string { return string(o) }
+
+// work works on one message and archives it on success.
+func (o *orchestrator) work(ctx context.Context, c *pgmqclient.Client, msg pgmqclient.Message) error {
 	select {
-	case <-work.Done():
+	case <-ctx.Done():
 		// Abandoned at shutdown: the message reappears after its
 		// visibility timeout.
-		return true, nil
+		return errAbandoned
 	case <-time.After(o.cfg.Work):
 	}
 	if rand.Float64() < o.cfg.FailRate {
 		// Not deleted: it becomes visible again after its visibility
 		// timeout and is retried, with read_ct one higher.
 		o.failed.Add(1)
-		return true, nil
+		return errTaskFailed
 	}
-	ok, err := c.Archive(work, o.cfg.Queue, msg.ID)
+	ok, err := c.Archive(ctx, o.cfg.Queue, msg.ID)
 	if err != nil {
-		return true, err // retried after the visibility timeout
+		return err
 	}
 	if !ok {
 		// Another processor archived it after its timeout ran out.
 		o.log.Warn("message was already gone", "queue", o.cfg.Queue, "msg_id", msg.ID, "read_ct", msg.ReadCount)
-		return true, nil
+		return nil
 	}
 	o.processed.Add(1)
-	return true, nil
+	return nil
 }
 
 // summarize logs a summary line every cfg.Summary until ctx ends.

@@ -38,7 +38,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	want := Config{
 		DatabaseURL: defaultDatabaseURL, Queue: "task_requests", Processors: 4, Rate: 5,
 		Work: 500 * time.Millisecond, FailRate: 0.05, VT: 30 * time.Second,
-		HealthAddr: "127.0.0.1:8080", Summary: 5 * time.Second, Grace: 10 * time.Second,
+		HealthAddr: "127.0.0.1:8080", Summary: 5 * time.Second, Grace: 10 * time.Second, Notify: "auto",
 	}
 	if cfg != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)
@@ -74,8 +74,9 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-duration", "-1s"}, "-duration"},
 		{[]string{"-summary", "-1s"}, "-summary"},
 		{[]string{"-grace", "-1s"}, "-grace"},
+		{[]string{"-notify", "on"}, "-notify"},
 		{[]string{"-max-conns", "-1"}, "-max-conns"},
-		{[]string{"-queue", "bad-name"}, "-queue"},
+		{[]string{"-queue", "bad;name"}, "-queue"},
 		{[]string{"-queue", ""}, "-queue"},
 		{[]string{"-health-addr", "localhost"}, "-health-addr"},
 		{[]string{"extra"}, "argument"},
@@ -400,6 +401,7 @@ func TestRealMainStopsOnSIGTERM(t *testing.T) {
 	db := pgmqtest.New(t)
 	t.Setenv("DATABASE_URL", db.URL)
 	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {

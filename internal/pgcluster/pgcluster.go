@@ -179,7 +179,7 @@ func (c *Cluster) Standby(tb testing.TB, opts Options) *Cluster {
 		tb.Fatal(err)
 	}
 	s.run(tb, "pg_basebackup", "-D", s.Dir, "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
-		"-U", "postgres", "-R", "-X", "stream", "--no-sync")
+		"-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync")
 	// The copied postgresql.conf names the primary's port; the last
 	// setting wins.
 	s.configure(tb, opts.Settings)

@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +42,9 @@ const (
 	InstallSQLFile   = "sql-file"
 	InstallCompat    = "compat"
 )
+
+// fileVersion finds a release number in an install file's name.
+var fileVersion = regexp.MustCompile(`\d+\.\d+\.\d+`)
 
 //go:embed compat.sql
 var compatSQL string
@@ -70,7 +75,7 @@ func ServerURL() string {
 // not keep it alive).
 func New(tb testing.TB) *DB {
 	tb.Helper()
-	return NewAt(tb, ServerURL())
+	return newOn(tb, ServerURL(), false, "")
 }
 
 // NewAt is New on the server at serverURL, for tests that run a server of
@@ -78,10 +83,18 @@ func New(tb testing.TB) *DB {
 // skipping it, when that server cannot be reached.
 func NewAt(tb testing.TB, serverURL string) *DB {
 	tb.Helper()
-	return newOn(tb, serverURL, serverURL != ServerURL())
+	return newOn(tb, serverURL, serverURL != ServerURL(), "")
 }
 
-func newOn(tb testing.TB, server string, own bool) *DB {
+// NewWithOptions is New with options for CREATE DATABASE appended to the
+// statement, e.g. "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE
+// 'tr-TR'" for a database whose lower() is Turkish.
+func NewWithOptions(tb testing.TB, options string) *DB {
+	tb.Helper()
+	return newOn(tb, ServerURL(), false, options)
+}
+
+func newOn(tb testing.TB, server string, own bool, options string) *DB {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -94,7 +107,7 @@ func newOn(tb testing.TB, server string, own bool) *DB {
 		unreachable(tb, err)
 	}
 	name := "pgmqtest_" + randomHex(8)
-	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" "+options)
 	admin.Close(ctx)
 	if err != nil {
 		tb.Fatalf("pgmqtest: create database %s: %v", name, err)
@@ -130,7 +143,11 @@ func (db *DB) install(ctx context.Context) (why string, err error) {
 	_, err = db.Pool.Exec(ctx, "CREATE EXTENSION pgmq")
 	if err == nil {
 		db.Install = InstallExtension
-		return "", nil
+		var v string
+		if err := db.Pool.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'pgmq'").Scan(&v); err != nil {
+			return "", err
+		}
+		return " (version " + v + ")", nil
 	}
 	skipped := []string{fmt.Sprintf("extension: %v", err)}
 
@@ -138,7 +155,13 @@ func (db *DB) install(ctx context.Context) (why string, err error) {
 		err := db.runScript(ctx, path)
 		if err == nil {
 			db.Install = InstallSQLFile
-			return fmt.Sprintf(" (%s)", path), nil
+			// A SQL install file does not record its version; its name
+			// usually does (pgmq-1.5.1.sql).
+			version := "version not in the file name"
+			if v := fileVersion.FindString(filepath.Base(path)); v != "" {
+				version = "version " + v
+			}
+			return fmt.Sprintf(" (%s, %s)", path, version), nil
 		}
 		skipped = append(skipped, fmt.Sprintf("PGMQ_SQL=%s: %v", path, err))
 		// Leave no half-installed schema behind for the next method.

@@ -5,6 +5,15 @@
 // runs until SIGINT or SIGTERM, then stops everything. scripts/stack.sh is
 // the usual entry point.
 //
+// Before starting anything it checks the fixed ports (a busy one fails at
+// once, naming its flag) and, with -orchestrator or -pgmq-sql, the
+// database: -pgmq-sql applies PGMQ's own SQL install file when PGMQ is
+// missing, and without it a missing PGMQ stops the start with the way to
+// install it. The Collector is built once into a cache directory
+// ($XDG_CACHE_HOME/pgmqotel or ~/.cache/pgmqotel, keyed by a hash of its
+// sources; OTELCOL_BIN names a prebuilt one instead). Logs stay in -dir
+// after exit.
+//
 // Everything listens on 127.0.0.1. Grafana is not started: point one at the
 // Prometheus URL and import deploy/grafana/dashboards/pgmq-orchestrator.json.
 package main
@@ -14,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +31,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgmqotel/pgmqotel/e2e/internal/stack"
 )
@@ -42,8 +54,9 @@ func run() error {
 		backend   = flag.String("backend", "127.0.0.1:14317", "OTLP gRPC trace backend (a Jaeger or Tempo), host:port")
 		configs   = flag.String("configs", "", "comma-separated extra collector configs merged on top (e.g. collector/tempo.yaml)")
 		interval  = flag.Duration("interval", 5*time.Second, "Prometheus scrape and rule evaluation interval")
-		dir       = flag.String("dir", "", "directory for logs and the TSDB (default: a new temporary directory, removed on exit)")
+		dir       = flag.String("dir", "", "directory for logs and the TSDB, created if missing and kept on exit (default: a new temporary directory)")
 		orch      = flag.Bool("orchestrator", false, "also build and run examples/orchestrator (DATABASE_URL from the environment)")
+		pgmqSQL   = flag.String("pgmq-sql", "", "PGMQ's SQL install file (pgmq.sql from a PGMQ release) to apply to DATABASE_URL first, unless PGMQ is already there")
 		orchArgs  = flag.String("orchestrator-args", "-processors 4 -rate 5 -work 500ms -health-addr 127.0.0.1:8080", "orchestrator flags")
 	)
 	flag.Parse()
@@ -51,15 +64,48 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Relative paths are the caller's: scripts/stack.sh runs this from e2e.
+	*dir, *pgmqSQL = callerPath(*dir), callerPath(*pgmqSQL)
+
+	// Fixed ports first: a busy one fails at once, naming its flag.
+	if err := checkPorts([]portFlag{
+		{"-otlp-grpc", *grpcAddr}, {"-otlp-http", *httpAddr}, {"-exporter", *promExp},
+		{"-telemetry", *telemetry}, {"-prometheus", *promAddr},
+	}); err != nil {
+		return err
+	}
+	if *orch || *pgmqSQL != "" {
+		if err := preparePGMQ(ctx, *pgmqSQL, *orch); err != nil {
+			return err
+		}
+	}
+
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "pgmqotel-devstack-")
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
 		*dir = d
+	} else if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("-dir: %w", err)
 	}
-	defer stack.RemoveBuild()
+	// Logs stay for reading after Ctrl-C.
+	defer fmt.Printf("devstack: stopped; logs kept in %s\n", *dir)
+
+	if os.Getenv("OTELCOL_BIN") == "" {
+		root, err := stack.RepoRoot()
+		if err != nil {
+			return err
+		}
+		bin, err := cachedCollector(ctx, filepath.Join(root, "e2e"), func(f string, a ...any) { fmt.Printf(f, a...) })
+		if err != nil {
+			return err
+		}
+		// stack.CollectorBinary takes a prebuilt binary from OTELCOL_BIN.
+		if err := os.Setenv("OTELCOL_BIN", bin); err != nil {
+			return err
+		}
+	}
 
 	var extra []string
 	if *configs != "" {
@@ -80,7 +126,7 @@ func run() error {
 	}
 	defer stopAll("prometheus", prom.Stop)
 
-	fmt.Printf(`pgmqotel dev stack is up (logs in %s)
+	fmt.Printf(`pgmqotel dev stack is up (logs in %s, kept on exit)
   collector OTLP      grpc %s, http %s (traces to %s)
   app metrics         http://%s/metrics
   Prometheus          %s (alerts: %s/alerts)
@@ -92,7 +138,8 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  orchestrator        pid %d, log %s\n", cmd.Process.Pid, filepath.Join(*dir, "orchestrator.log"))
+		fmt.Printf("  orchestrator        pid %d, log %s, health http://%s/healthz\n",
+			cmd.Process.Pid, filepath.Join(*dir, "orchestrator.log"), healthAddr(*orchArgs))
 		defer func() {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			_ = cmd.Wait()
@@ -101,6 +148,84 @@ func run() error {
 	fmt.Println("Ctrl-C stops it.")
 	<-ctx.Done()
 	return nil
+}
+
+// portFlag is a fixed listen address and the flag that set it.
+type portFlag struct{ flag, addr string }
+
+// checkPorts fails on the first address that cannot be bound, naming its
+// flag, instead of letting a server retry on a port that stays busy.
+func checkPorts(ports []portFlag) error {
+	for _, p := range ports {
+		lis, err := net.Listen("tcp", p.addr)
+		if err != nil {
+			return fmt.Errorf("%s %s is not free (%v): stop what listens there or pick another address with %s", p.flag, p.addr, err, p.flag)
+		}
+		_ = lis.Close()
+	}
+	return nil
+}
+
+// preparePGMQ checks the database at DATABASE_URL: it applies PGMQ's SQL
+// install file when given one and PGMQ is missing, and fails plainly, with
+// the way to install PGMQ, when the orchestrator would run without it.
+func preparePGMQ(ctx context.Context, sqlFile string, orchestrator bool) error {
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("DATABASE_URL is not set: -orchestrator and -pgmq-sql need the database (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres)")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, url)
+	if err != nil {
+		return fmt.Errorf("database at DATABASE_URL is unreachable: %w", err)
+	}
+	defer conn.Close(context.Background())
+	where := describeURL(conn)
+	if sqlFile != "" {
+		applied, state, err := installPGMQ(ctx, conn, sqlFile)
+		switch {
+		case err != nil:
+			return err
+		case applied:
+			fmt.Printf("pgmq: installed PGMQ into %s from %s (%s)\n", where, sqlFile, state.How)
+		default:
+			fmt.Printf("pgmq: PGMQ is already installed in %s (%s); -pgmq-sql %s not applied\n", where, state.How, sqlFile)
+		}
+		return nil
+	}
+	state, err := checkPGMQ(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("check PGMQ in %s: %w", where, err)
+	}
+	if !state.Installed && orchestrator {
+		return errors.New(pgmqMissingHelp(where))
+	}
+	fmt.Printf("pgmq: %s has PGMQ (%s)\n", where, state.How)
+	return nil
+}
+
+// callerPath resolves a relative path against DEVSTACK_CALLER_DIR, the
+// directory scripts/stack.sh was started from.
+func callerPath(p string) string {
+	if base := os.Getenv("DEVSTACK_CALLER_DIR"); p != "" && base != "" && !filepath.IsAbs(p) {
+		return filepath.Join(base, p)
+	}
+	return p
+}
+
+// healthAddr returns the -health-addr in the orchestrator's flags.
+func healthAddr(args string) string {
+	f := strings.Fields(args)
+	for i, a := range f {
+		if v, ok := strings.CutPrefix(a, "-health-addr="); ok {
+			return v
+		}
+		if a == "-health-addr" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return "127.0.0.1:8080"
 }
 
 // startOrchestrator builds the example orchestrator of the root module and

@@ -99,6 +99,8 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 			"--config.file=" + cfgPath,
 			"--storage.tsdb.path=" + filepath.Join(opts.Dir, fmt.Sprintf("tsdb-%d", attempt)),
 			"--web.listen-address=" + addr,
+			// As in docker-compose.yml: keep the collector's exemplars.
+			"--enable-feature=exemplar-storage",
 		}
 		if p.proc, err = startProcess("prometheus", bin, args, nil, p.LogPath); err != nil {
 			return nil, err

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgmqState says whether and how PGMQ is in a database.
+type pgmqState struct {
+	Installed bool
+	How       string // "extension 1.13.0" or "SQL install (schema pgmq)"
+}
+
+// checkPGMQ connects to url and reports PGMQ's presence. The project ships
+// none of PGMQ's SQL; it only looks.
+func checkPGMQ(ctx context.Context, conn *pgx.Conn) (pgmqState, error) {
+	var ext *string
+	var schema bool
+	err := conn.QueryRow(ctx, `SELECT
+		(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pgmq'),
+		to_regnamespace('pgmq') IS NOT NULL AND to_regclass('pgmq.meta') IS NOT NULL`).Scan(&ext, &schema)
+	switch {
+	case err != nil:
+		return pgmqState{}, err
+	case ext != nil:
+		return pgmqState{Installed: true, How: "extension " + *ext}, nil
+	case schema:
+		return pgmqState{Installed: true, How: "SQL install (schema pgmq)"}, nil
+	}
+	return pgmqState{}, nil
+}
+
+// installPGMQ runs PGMQ's SQL install file (obtained by the user from a
+// PGMQ release) into the database, unless PGMQ is already there: PGMQ's
+// install file is not idempotent (CREATE FUNCTION, CREATE TYPE), so a
+// second run is refused rather than half-applied. The file runs as one
+// simple-protocol call, which PostgreSQL treats as one transaction: it
+// applies fully or not at all. psql meta-commands (lines starting with a
+// backslash) are dropped, as psql would interpret them.
+func installPGMQ(ctx context.Context, conn *pgx.Conn, file string) (applied bool, state pgmqState, err error) {
+	state, err = checkPGMQ(ctx, conn)
+	if err != nil || state.Installed {
+		return false, state, err
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false, state, fmt.Errorf("-pgmq-sql: %w", err)
+	}
+	if !strings.Contains(string(b), "pgmq.") {
+		return false, state, fmt.Errorf("-pgmq-sql: %s does not look like PGMQ's SQL install file (no pgmq. in it)", file)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), `\`) {
+			kept = append(kept, l)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := conn.Exec(ctx, strings.Join(kept, "\n"), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return false, state, fmt.Errorf("-pgmq-sql: apply %s: %w (nothing was applied)", file, err)
+	}
+	state, err = checkPGMQ(ctx, conn)
+	if err == nil && !state.Installed {
+		err = errors.New("-pgmq-sql: the file ran but there is no pgmq schema with pgmq.meta afterwards")
+	}
+	return err == nil, state, err
+}
+
+// pgmqMissingHelp says plainly how to get PGMQ into a plain PostgreSQL.
+func pgmqMissingHelp(where string) string {
+	return fmt.Sprintf(`PGMQ is not installed in %s, so the orchestrator cannot run there.
+  Without Docker: download PGMQ's SQL install file from a PGMQ release
+  (https://github.com/pgmq/pgmq/releases, file pgmq-extension/sql/pgmq.sql of the release's
+  source) and start again with:
+      scripts/stack.sh -orchestrator -pgmq-sql path/to/pgmq.sql
+  or install it yourself: psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f path/to/pgmq.sql
+  (where the extension is available: CREATE EXTENSION pgmq).`, where)
+}
+
+// describeURL names the database of a connection string without its
+// password, for messages.
+func describeURL(conn *pgx.Conn) string {
+	c := conn.Config()
+	return fmt.Sprintf("database %q on %s:%d", c.Database, c.Host, c.Port)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgmqotel/pgmqotel/e2e/internal/stack"
+)
+
+func TestMain(m *testing.M) { stack.Main(m) }
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The real command, as scripts/stack.sh runs it: a -dir that does not
+// exist yet is created, the stack comes up on the given ports, and after
+// SIGINT the logs are still there and the last line says where.
+func TestDevstackCreatesDirAndKeepsLogs(t *testing.T) {
+	stack.RequireTool(t, "prometheus", "PROMETHEUS_BIN", "/usr/bin/prometheus")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	collector, err := stack.CollectorBinary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "devstack")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build devstack: %v\n%s", err, out)
+	}
+	var addrs []string
+	for range 5 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, lis.Addr().String())
+		lis.Close()
+	}
+	dir := filepath.Join(t.TempDir(), "not", "yet", "there")
+	cmd := exec.Command(bin, "-dir", dir, "-interval", "1s",
+		"-otlp-grpc", addrs[0], "-otlp-http", addrs[1], "-exporter", addrs[2], "-telemetry", addrs[3], "-prometheus", addrs[4])
+	cmd.Env = append(os.Environ(), "OTELCOL_BIN="+collector)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	stack.WaitFor(t, 2*time.Minute, "the stack to come up", func(context.Context) error {
+		if s := out.String(); !strings.Contains(s, "dev stack is up") {
+			return &notYet{s}
+		}
+		return nil
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Fatalf("devstack after SIGINT: %v\n%s", err, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("devstack did not stop within a minute of SIGINT\n%s", out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; last != "devstack: stopped; logs kept in "+dir {
+		t.Errorf("last line %q", last)
+	}
+	for _, name := range []string{"collector-0.log", "prometheus-0.log"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("log not kept: %v", err)
+		}
+	}
+}
+
+type notYet struct{ out string }
+
+func (e *notYet) Error() string { return "not up yet; output so far:\n" + e.out }

@@ -1,0 +1,73 @@
+// Package election elects at most one leader among the replicas of an
+// application through a lease row in PostgreSQL, however the replicas reach
+// the database: directly, through a connection pooler in session or
+// transaction mode, or from a hot standby (where none can lead).
+//
+// # States
+//
+//	               Step: TryAcquire ok
+//	 +----------+ -----------------------------------> +--------+
+//	 | follower |                                      | leader | --+ Step: Renew ok
+//	 +----------+ <----------------------------------- +--------+ <-+ (new trust window)
+//	   |    ^      Step: Renew says ErrLeaseLost or ErrReadOnly;
+//	   +----+      store error once the trust window ran out;
+//	Step: ErrHeld, Resign (Release)
+//	ErrReadOnly,
+//	error
+//
+// The elector has no goroutine of its own: its owner calls Step at each
+// collection. A follower attempts to acquire the lease; a leader renews it.
+// Both say whether they are healthy (their exports work): a healthy
+// candidate takes over the lease of an unhealthy leader at once, while an
+// unhealthy candidate takes only a free or expired lease. So a replica that
+// cannot export leads only when no replica that can is there, and then goes
+// on sampling for its in-process readers (health endpoints).
+//
+// # Terms and the trust window
+//
+// A term is (leader id, elected-at), elected-at being the database's clock
+// when the lease was acquired. Renew and Release match the whole term, so a
+// replica never extends or ends a newer term, even one of its own.
+//
+// The lease expires on the database's clock: expires-at = now() + TTL, set at
+// acquisition and at each renewal. The database alone decides who leads; the
+// replica's clock can only end leadership sooner. After each successful
+// TryAcquire or Renew the elector trusts the term until the attempt's start,
+// on the local monotonic clock, plus TTL minus a safety margin. The anchor is
+// the attempt's start, not its end, so a slow renewal never stretches the
+// window: the database set expires-at after the attempt started, hence the
+// window always ends before the lease does, and no other replica can hold
+// the lease while this one still trusts its term (assuming the two clocks
+// run at the same rate, within the margin).
+//
+// A sample is tagged with the term it was taken in, and Trusted(term) is
+// checked again before the sample is reported. A leader frozen by SIGSTOP,
+// a long GC pause or a stalled network wakes to a window that has run out:
+// it reports nothing, and at its next Step it finds the lease lost (or
+// renews it, when no one took over in the meantime).
+//
+// # Failures
+//
+//   - The leader dies, is killed or frozen, or loses the network, or sits
+//     behind a proxy that stopped forwarding while keeping its sockets: it
+//     renews no more, the lease expires after TTL on the database's clock,
+//     and the next follower to Step acquires it. Nothing depends on TCP
+//     keepalives or on the server noticing a dead session.
+//   - The leader reaches the database but its exports fail: the owner's
+//     health predicate turns false, the leader's next renewal marks its
+//     lease unhealthy, and the next healthy follower to Step takes it over
+//     at once; the old leader finds its lease lost at its next Step. Until
+//     then both may sample, but the old leader's exports fail, so only the
+//     new leader's depth reaches the backend. With no healthy follower the
+//     unhealthy leader keeps its lease.
+//   - A connection pooler in transaction mode: every store call is one
+//     short transaction and relies on no session state, so which server
+//     connection runs it does not matter, and Release works through it.
+//   - A hot standby (or a read-only session): the store answers ErrReadOnly,
+//     the replica stays follower and says why; only replicas that reach the
+//     primary can lead.
+//   - The lease table is missing: the store creates it when the role may
+//     (PostgresDDL), and otherwise answers ErrNotInstalled.
+//   - The database is unreachable: a follower stays follower, a leader stops
+//     trusting its term when the window runs out.
+package election

@@ -1,0 +1,217 @@
+package otelpgmq_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelpgmq"
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+)
+
+// benchTracer is a Tracer on real SDK providers: spans sampled (batched to
+// an exporter that discards them) or not, metrics aggregated.
+func benchTracer(b *testing.B, sampled bool) (*otelpgmq.Tracer, *otelmetrics.Metrics) {
+	b.Helper()
+	sampler := sdktrace.NeverSample()
+	if sampled {
+		sampler = sdktrace.AlwaysSample()
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	m, err := otelmetrics.New(otelmetrics.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithMeterProvider(mp), otelpgmq.WithPropagator(w3c)), m
+}
+
+// benchPool is a pool on db whose sessions commit without waiting for the
+// WAL flush (synchronous_commit=off). A flush costs milliseconds with a
+// jitter of its own that would drown the microseconds under test; without it
+// the call is faster, so the same overhead weighs more: a stricter ratio.
+func benchPool(b *testing.B, db *pgmqtest.DB) *pgxpool.Pool {
+	b.Helper()
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	pool, err := pgxpool.NewWithConfig(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	return pool
+}
+
+// pairs accumulates the times of the plain and the instrumented call.
+type pairs struct {
+	plain, traced time.Duration
+	ratios        []float64 // traced/plain of each iteration
+}
+
+// timed runs plain and traced, in that order on even iterations and the
+// other way round on odd ones (so neither always follows the other), and
+// adds their durations.
+func (p *pairs) timed(i int, plain, traced func()) {
+	var dp, dt time.Duration
+	if i%2 == 1 {
+		t0 := time.Now()
+		traced()
+		t1 := time.Now()
+		plain()
+		dp, dt = time.Since(t1), t1.Sub(t0)
+	} else {
+		t0 := time.Now()
+		plain()
+		t1 := time.Now()
+		traced()
+		dp, dt = t1.Sub(t0), time.Since(t1)
+	}
+	p.plain += dp
+	p.traced += dt
+	p.ratios = append(p.ratios, float64(dt)/float64(dp))
+}
+
+// report gives plain_ns/op, traced_ns/op, ratio (of the totals: the
+// verdict of scripts/bench.sh) and pair_median_ratio (the median of the
+// per-iteration ratios, which a stall of either call moves less).
+func (p *pairs) report(b *testing.B) {
+	n := float64(b.N)
+	b.ReportMetric(float64(p.plain.Nanoseconds())/n, "plain_ns/op")
+	b.ReportMetric(float64(p.traced.Nanoseconds())/n, "traced_ns/op")
+	b.ReportMetric(float64(p.traced)/float64(p.plain), "ratio")
+	slices.Sort(p.ratios)
+	b.ReportMetric(p.ratios[len(p.ratios)/2], "pair_median_ratio")
+}
+
+var samplings = []struct {
+	name    string
+	sampled bool
+}{{"sampled", true}, {"unsampled", false}}
+
+// BenchmarkInstrumentedSend alternates an uninstrumented and an
+// instrumented Send on the same pool, each to its own queue, and reports
+// both (plain_ns/op, traced_ns/op) and their ratio: the two see the same
+// machine load.
+func BenchmarkInstrumentedSend(b *testing.B) {
+	for _, s := range samplings {
+		b.Run(s.name, func(b *testing.B) {
+			db := pgmqtest.New(b)
+			ctx := b.Context()
+			tr, _ := benchTracer(b, s.sampled)
+			pool := benchPool(b, db)
+			plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(tr))
+			for _, q := range []string{"plain", "traced"} {
+				if err := plain.CreateQueue(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			payload := json.RawMessage(`{"order_id":42}`)
+			// Warm both paths (connections, the headers check).
+			if _, err := plain.Send(ctx, "plain", payload); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := traced.Send(ctx, "traced", payload); err != nil {
+				b.Fatal(err)
+			}
+			send := func(c *pgmqclient.Client, q string) func() {
+				return func() {
+					if _, err := c.Send(ctx, q, payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
+			var p pairs
+			for i := 0; b.Loop(); i++ {
+				p.timed(i, sendPlain, sendTraced)
+			}
+			p.report(b)
+		})
+	}
+}
+
+// BenchmarkInstrumentedRead is BenchmarkInstrumentedSend for Read: each
+// client reads the one message of its queue (sent with trace headers)
+// with a zero visibility timeout, so every read finds it again.
+func BenchmarkInstrumentedRead(b *testing.B) {
+	for _, s := range samplings {
+		b.Run(s.name, func(b *testing.B) {
+			db := pgmqtest.New(b)
+			ctx := b.Context()
+			tr, _ := benchTracer(b, s.sampled)
+			pool := benchPool(b, db)
+			plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(tr))
+			for _, q := range []string{"plain", "traced"} {
+				if err := plain.CreateQueue(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := traced.Send(ctx, q, json.RawMessage(`{"order_id":42}`)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			read := func(c *pgmqclient.Client, q string) {
+				msgs, err := c.Read(ctx, q, 0, 1)
+				if err != nil || len(msgs) != 1 {
+					b.Fatalf("read %s: %d messages, %v", q, len(msgs), err)
+				}
+			}
+			read(plain, "plain")
+			read(traced, "traced")
+			readPlain, readTraced := func() { read(plain, "plain") }, func() { read(traced, "traced") }
+			var p pairs
+			for i := 0; b.Loop(); i++ {
+				p.timed(i, readPlain, readTraced)
+			}
+			p.report(b)
+		})
+	}
+}
+
+// BenchmarkProcess is the process helper's own cost around a function that
+// does nothing: span, processor count and metrics, with the message's
+// trace context extracted from its headers. "bare" is the processor count
+// alone, for comparison.
+func BenchmarkProcess(b *testing.B) {
+	msg := pgmqclient.Message{ID: 42, ReadCount: 1, EnqueuedAt: time.Now(),
+		Headers: json.RawMessage(`{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tenant":"a"}`)}
+	noop := func(context.Context) error { return nil }
+	for _, s := range samplings {
+		b.Run(s.name, func(b *testing.B) {
+			tr, m := benchTracer(b, s.sampled)
+			kind := m.Processor("bench")
+			ctx := context.Background()
+			for b.Loop() {
+				if err := tr.Process(ctx, "bench", kind, msg, noop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) {
+		_, m := benchTracer(b, false)
+		kind := m.Processor("bench")
+		ctx := context.Background()
+		for b.Loop() {
+			run := kind.Start()
+			_ = noop(ctx)
+			run.Finish()
+		}
+	})
+}

@@ -1,0 +1,323 @@
+package otelpgmq
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
+)
+
+// Attribute keys beyond the messaging conventions.
+const (
+	// AttrReadCount is the message's read_ct, on receive and process spans.
+	AttrReadCount = "messaging.pgmq.message.read_count"
+)
+
+// Tracer implements pgmqclient's tracing hooks with OpenTelemetry spans and
+// messaging metrics, and runs the processing of a message (Process). Build
+// it once with NewTracer; it is safe for concurrent use.
+type Tracer struct {
+	cfg        config
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	inst       *instruments
+	now        func() time.Time
+	starts     sync.Map // spanKey -> []trace.SpanStartOption, built once per queue and operation
+}
+
+// spanKey names the start options of one kind of span on one queue.
+type spanKey struct {
+	queue string
+	op    string
+}
+
+// startOptions returns the kind and attribute options of spans named by k,
+// building them once: most spans of a program repeat a few of them.
+func (t *Tracer) startOptions(k spanKey, kind trace.SpanKind, opType attribute.KeyValue) []trace.SpanStartOption {
+	if o, ok := t.starts.Load(k); ok {
+		return o.([]trace.SpanStartOption)
+	}
+	o := []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)}
+	t.starts.Store(k, o)
+	return o
+}
+
+// The hooks Tracer implements.
+var (
+	_ pgmqclient.SendTracer      = (*Tracer)(nil)
+	_ pgmqclient.SendBatchTracer = (*Tracer)(nil)
+	_ pgmqclient.ReceiveTracer   = (*Tracer)(nil)
+	_ pgmqclient.SettleTracer    = (*Tracer)(nil)
+)
+
+// NewTracer returns a Tracer on the configured (default: global) tracer
+// and meter providers and propagator. It performs no I/O; instrument
+// registration errors go to otel.Handle.
+func NewTracer(opts ...Option) *Tracer {
+	cfg := newConfig(opts)
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	prop := cfg.propagator
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	return &Tracer{
+		cfg: cfg,
+		tracer: tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version),
+			trace.WithSchemaURL(semconv.SchemaURL)),
+		propagator: prop,
+		inst:       newInstruments(cfg.meterProvider),
+		now:        time.Now,
+	}
+}
+
+// opState travels in the context from a Start hook to its End hook.
+type opState struct {
+	queue   string
+	op      pgmqclient.Operation
+	start   time.Time
+	span    trace.Span      // nil for receives, whose span is made at the end
+	creates []trace.Span    // a batch's create spans, in payload order
+	parent  context.Context // a receive's caller context
+	qty     int
+	vt      time.Duration
+}
+
+type stateKey struct{}
+
+func withState(ctx context.Context, s *opState) context.Context {
+	return context.WithValue(ctx, stateKey{}, s)
+}
+
+func stateFrom(ctx context.Context) *opState {
+	s, _ := ctx.Value(stateKey{}).(*opState)
+	return s
+}
+
+func baseAttrs(queue string, opType attribute.KeyValue, opName string) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		semconv.MessagingSystemKey.String(System),
+		semconv.MessagingDestinationName(queue),
+		opType,
+		semconv.MessagingOperationName(opName),
+	}
+}
+
+func msgID(id int64) attribute.KeyValue {
+	return semconv.MessagingMessageID(strconv.FormatInt(id, 10))
+}
+
+// endSpan records err on span, if any, and ends it.
+func endSpan(span trace.Span, err error, opts ...trace.SpanEndOption) {
+	if err != nil {
+		span.SetAttributes(semconv.ErrorType(err))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End(opts...)
+}
+
+// errType returns the error.type value of err, "" for nil.
+func errType(err error) string {
+	if err == nil {
+		return ""
+	}
+	return semconv.ErrorType(err).Value.AsString()
+}
+
+// TraceSendStart starts the "send <queue>" span and writes its context into
+// the message's headers.
+func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendStartData) context.Context {
+	start := t.now()
+	ctx, span := t.tracer.Start(ctx, "send "+data.Queue,
+		t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, trace.SpanKindProducer, semconv.MessagingOperationTypeSend)...)
+	t.propagator.Inject(ctx, propagation.MapCarrier(data.Headers))
+	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span})
+}
+
+// TraceSendEnd ends the send span and records the send's metrics.
+func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendEndData) {
+	s := stateFrom(ctx)
+	if s == nil {
+		return
+	}
+	t.finishSend(ctx, s, 1, t.now(), data.Err)
+	if data.Err == nil && s.span.IsRecording() {
+		s.span.SetAttributes(msgID(data.MsgID))
+	}
+	endSpan(s.span, data.Err)
+}
+
+// finishSend records sent.messages and operation.duration.
+func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
+	et := errType(err)
+	op := string(s.op)
+	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}))
+	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "send", errType: et}, end.Sub(s.start).Seconds())
+}
+
+// TraceSendBatchStart starts the "send <queue>" span of a batch and, unless
+// turned off, a "create <queue>" span per message, whose context goes into
+// that message's headers.
+func (t *Tracer) TraceSendBatchStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendBatchStartData) context.Context {
+	start := t.now()
+	attrs := append(baseAttrs(data.Queue, semconv.MessagingOperationTypeSend, string(pgmqclient.OperationSendBatch)),
+		semconv.MessagingBatchMessageCount(data.Count))
+	ctx, span := t.tracer.Start(ctx, "send "+data.Queue,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithTimestamp(start),
+		trace.WithAttributes(attrs...))
+	s := &opState{queue: data.Queue, op: pgmqclient.OperationSendBatch, start: start, span: span, qty: data.Count}
+	if t.cfg.createSpans && span.IsRecording() {
+		s.creates = make([]trace.Span, len(data.Headers))
+		createAttrs := trace.WithAttributes(baseAttrs(data.Queue, semconv.MessagingOperationTypeCreate, "create")...)
+		for i, h := range data.Headers {
+			cctx, c := t.tracer.Start(ctx, "create "+data.Queue,
+				trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start), createAttrs)
+			s.creates[i] = c
+			t.propagator.Inject(cctx, propagation.MapCarrier(h))
+		}
+	} else {
+		for _, h := range data.Headers {
+			t.propagator.Inject(ctx, propagation.MapCarrier(h))
+		}
+	}
+	return withState(ctx, s)
+}
+
+// TraceSendBatchEnd ends the batch's spans and records its metrics.
+func (t *Tracer) TraceSendBatchEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendBatchEndData) {
+	s := stateFrom(ctx)
+	if s == nil {
+		return
+	}
+	end := t.now()
+	t.finishSend(ctx, s, s.qty, end, data.Err)
+	for i, c := range s.creates {
+		if data.Err == nil && i < len(data.MsgIDs) {
+			c.SetAttributes(msgID(data.MsgIDs[i]))
+		}
+		endSpan(c, data.Err, trace.WithTimestamp(end))
+	}
+	endSpan(s.span, data.Err, trace.WithTimestamp(end))
+}
+
+// TraceReceiveStart notes the start; the "receive <queue>" span is made at
+// the end, once it is known whether any message came.
+func (t *Tracer) TraceReceiveStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceReceiveStartData) context.Context {
+	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: t.now(), parent: ctx, qty: data.Qty,
+		vt: data.VisibilityTimeout})
+}
+
+// TraceReceiveEnd makes the receive span, linked to each message's creation
+// context, and records the receive's metrics, the messages' wait and their
+// redeliveries.
+func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceReceiveEndData) {
+	s := stateFrom(ctx)
+	if s == nil {
+		return
+	}
+	end := t.now()
+	op, et := string(s.op), errType(data.Err)
+	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "receive", errType: et}, end.Sub(s.start).Seconds())
+	if n := len(data.Messages); n > 0 {
+		t.inst.consumed.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}))
+		t.measureMessages(ctx, s, data.Messages, end)
+	}
+	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
+		return
+	}
+	base := t.startOptions(spanKey{s.queue, op}, trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
+	opts := append(base[:len(base):len(base)], trace.WithTimestamp(s.start))
+	if parent := trace.SpanContextFromContext(s.parent); parent.IsSampled() || !parent.IsValid() {
+		// Links are given at the start; skip the work under an unsampled parent.
+		for _, m := range data.Messages {
+			if c := t.extract(m.Headers); c.span.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{msgID(m.ID)}}))
+			}
+		}
+	}
+	_, span := t.tracer.Start(s.parent, "receive "+s.queue, opts...)
+	if span.IsRecording() {
+		if len(data.Messages) == 1 {
+			m := data.Messages[0]
+			span.SetAttributes(msgID(m.ID), attribute.Int(AttrReadCount, int(m.ReadCount)))
+		} else if s.qty > 1 {
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.Messages)))
+		}
+	}
+	endSpan(span, data.Err, trace.WithTimestamp(end))
+}
+
+// measureMessages records pgmq.message.wait.duration for messages read for
+// the first time and pgmq.message.redeliveries for the others.
+//
+// The read time comes from the server where it can: last_read_at (PGMQ
+// 1.11 on), else vt minus the visibility timeout (read and read_with_poll
+// set vt = clock_timestamp() + vt). Only pop, which sets neither, uses this
+// process's clock. A negative wait (clocks apart) is left out and counted in
+// pgmq.message.wait.skipped (reason clock_skew).
+func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqclient.Message, end time.Time) {
+	attrs := t.inst.attrs(setKey{queue: s.queue})
+	var again int64
+	for i := range msgs {
+		m := &msgs[i]
+		if m.ReadCount > 1 {
+			again++
+			continue
+		}
+		read := end
+		switch {
+		case m.LastReadAt != nil:
+			read = *m.LastReadAt
+		case s.op != pgmqclient.OperationPop:
+			read = m.VisibleAt.Add(-s.vt)
+		}
+		if w := read.Sub(m.EnqueuedAt); w >= 0 {
+			t.inst.wait.Record(ctx, w.Seconds(), attrs)
+		} else {
+			// The read time came from this process's clock (Pop), which is
+			// behind the server's: the wait is unknown, not negative.
+			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue))
+		}
+	}
+	if again > 0 {
+		t.inst.redeliveries.Add(ctx, again, attrs)
+	}
+}
+
+// TraceSettleStart starts the "<operation> <queue>" settle span.
+func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleStartData) context.Context {
+	start := t.now()
+	ctx, span := t.tracer.Start(ctx, string(data.Operation)+" "+data.Queue,
+		t.startOptions(spanKey{data.Queue, string(data.Operation)}, trace.SpanKindClient, semconv.MessagingOperationTypeSettle)...)
+	if span.IsRecording() {
+		if len(data.MsgIDs) == 1 {
+			span.SetAttributes(msgID(data.MsgIDs[0]))
+		} else {
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.MsgIDs)))
+		}
+	}
+	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span})
+}
+
+// TraceSettleEnd ends the settle span and records its duration.
+func (t *Tracer) TraceSettleEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleEndData) {
+	s := stateFrom(ctx)
+	if s == nil {
+		return
+	}
+	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)},
+		t.now().Sub(s.start).Seconds())
+	endSpan(s.span, data.Err)
+}

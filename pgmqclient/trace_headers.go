@@ -1,0 +1,183 @@
+package pgmqclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// reservedHeaderPrefix marks PGMQ's own header keys (x-pgmq-group, ...),
+// which hooks never write.
+const reservedHeaderPrefix = "x-pgmq-"
+
+// Values of Client.headersMode.
+const (
+	headersUnknown int32 = iota
+	headersYes           // send(name, msg, headers jsonb, ...) exists (1.5 on)
+	headersNo            // no headers argument: nothing is propagated
+)
+
+const sendTakesHeadersSQL = `SELECT EXISTS (
+	SELECT 1 FROM pg_catalog.pg_proc AS p
+	JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+	WHERE n.nspname = 'pgmq' AND p.proname = 'send' AND p.pronargs >= 3
+	  AND p.proargtypes[2] = 'pg_catalog.jsonb'::pg_catalog.regtype)`
+
+// sendTakesHeaders reports whether the server's pgmq.send takes headers.
+// The client asks the catalog once, the first time a hook adds headers,
+// and keeps the answer; asking (rather than trying and falling back) keeps
+// a failed statement from aborting the caller's transaction.
+func (c *Client) sendTakesHeaders(ctx context.Context) (bool, error) {
+	switch c.headersMode.Load() {
+	case headersYes:
+		return true, nil
+	case headersNo:
+		return false, nil
+	}
+	var yes bool
+	if err := c.db.QueryRow(ctx, sendTakesHeadersSQL).Scan(&yes); err != nil {
+		return false, err
+	}
+	mode := headersNo
+	if yes {
+		mode = headersYes
+	}
+	c.headersMode.Store(mode)
+	return yes, nil
+}
+
+// hookHeader is hookHeaders for one message.
+func (c *Client) hookHeader(ctx context.Context, h json.RawMessage, added map[string]string) (json.RawMessage, bool, error) {
+	if len(added) == 0 {
+		return h, false, nil
+	}
+	ok, err := c.sendTakesHeaders(ctx)
+	if err != nil || !ok {
+		return h, false, err
+	}
+	out, merged := mergeHeaders(h, added)
+	return out, merged, nil
+}
+
+// hookHeaders merges the keys a hook added into each message's headers
+// (see TraceSendStartData.Headers). headers[i] are the caller's headers for
+// message i (nil for none; headers itself may be nil); added[i] the hook's.
+// It returns the headers to send, nil when no message has any, and whether
+// the hook's keys were written. Without headers support on the server the
+// caller's headers come back unchanged.
+func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, added []map[string]string) ([]json.RawMessage, bool, error) {
+	any := false
+	for _, a := range added {
+		if len(a) > 0 {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return headers, false, nil
+	}
+	ok, err := c.sendTakesHeaders(ctx)
+	if err != nil || !ok {
+		return headers, false, err
+	}
+	out := make([]json.RawMessage, len(added))
+	merged := false
+	for i, a := range added {
+		var h json.RawMessage
+		if i < len(headers) {
+			h = headers[i]
+		}
+		var m bool
+		out[i], m = mergeHeaders(h, a)
+		merged = merged || m
+	}
+	return out, merged, nil
+}
+
+// mergeHeaders adds the keys of add to the JSON object h (nil: a new object)
+// as string values. Keys already in h and keys with PGMQ's reserved prefix
+// are skipped; h that is not an object is returned unchanged. It reports
+// whether any key was added.
+func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bool) {
+	if h == nil {
+		return newHeaders(add)
+	}
+	var obj map[string]json.RawMessage
+	if h != nil {
+		if t := bytes.TrimLeft(h, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+			return h, false
+		}
+		if err := json.Unmarshal(h, &obj); err != nil {
+			return h, false
+		}
+	}
+	if obj == nil {
+		obj = make(map[string]json.RawMessage, len(add))
+	}
+	added := false
+	for k, v := range add {
+		if strings.HasPrefix(strings.ToLower(k), reservedHeaderPrefix) {
+			continue
+		}
+		if _, taken := obj[k]; taken {
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			continue
+		}
+		obj[k] = b
+		added = true
+	}
+	if !added {
+		return h, false
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return h, false
+	}
+	return b, true
+}
+
+// newHeaders writes add as a JSON object of strings, keys sorted, without
+// the reserved keys: the common case (the caller sent no headers) without
+// a map decode and a reflective encode per message.
+func newHeaders(add map[string]string) (json.RawMessage, bool) {
+	keys := make([]string, 0, len(add))
+	for k := range add {
+		if !strings.HasPrefix(strings.ToLower(k), reservedHeaderPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, false
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, 128)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, add[k])
+	}
+	return append(b, '}'), true
+}
+
+// appendJSONString appends s as a JSON string. Plain printable ASCII (all a
+// propagator writes) is copied; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
