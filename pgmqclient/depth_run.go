@@ -62,8 +62,31 @@ func (r pipelineRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRows
 		if err := r.runChunk(ctx, stmts[start:end], rows[start:end], errs[start:end]); err != nil {
 			return nil, nil, err
 		}
+		if err := abortedBy(errs[:end]); err != nil {
+			return nil, nil, err
+		}
 	}
 	return rows, errs, nil
+}
+
+// abortedBy returns the error that aborted the caller's transaction, when
+// statements failed because it was (in_failed_sql_transaction): inside a
+// transaction of the caller's, the first failure ends the whole sample.
+func abortedBy(errs []error) error {
+	var first error
+	for _, err := range errs {
+		var pgErr *pgconn.PgError
+		if err == nil || errors.Is(err, errSkipped) {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "25P02" {
+			return first
+		}
+	}
+	return nil
 }
 
 func (r pipelineRunner) runChunk(ctx context.Context, stmts []depthStmt, rows []depthRows, errs []error) error {
@@ -205,6 +228,9 @@ func (r sequentialRunner) run(ctx context.Context, stmts []depthStmt) ([]depthRo
 			rows[i] = out
 		case errors.As(err, &pgErr):
 			errs[i] = err
+			if err := abortedBy(errs[:i+1]); err != nil {
+				return nil, nil, err
+			}
 		default:
 			return nil, nil, err
 		}
