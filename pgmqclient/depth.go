@@ -379,6 +379,28 @@ func (s *DepthSampler) sample(ctx context.Context) (_ []QueueDepth, err error) {
 	return s.results(queues, now), nil
 }
 
+// textArray is names as a PostgreSQL array literal, each element quoted
+// (names may hold commas, quotes, braces, backslashes and spaces).
+func textArray(names []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(n); j++ {
+			if n[j] == '"' || n[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(n[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
 // durationSetting is d as a PostgreSQL setting in milliseconds; "0" (no
 // limit) for zero.
 func durationSetting(d time.Duration) string {
@@ -400,16 +422,7 @@ func sameQueues(a, b []*depthQueue) bool {
 // transaction when join); their results are returned as is.
 func (s *DepthSampler) discover(ctx context.Context, run depthRunner, extra []depthStmt, join bool) (
 	queues []*depthQueue, now time.Time, standby bool, extraRows []depthRows, extraErrs []error, err error) {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, n := range s.names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(n) // validated: letters, digits, underscores
-	}
-	b.WriteByte('}')
-	disc := s.prepared.stmt(depthDiscoverSQL, b.String())
+	disc := s.prepared.stmt(depthDiscoverSQL, textArray(s.names))
 	disc.joinNext = join && len(extra) > 0
 	all, errs, err := run.run(ctx, append([]depthStmt{disc}, extra...))
 	if err == nil {
