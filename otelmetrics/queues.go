@@ -160,7 +160,7 @@ func (s *queueSampler) register(meter metric.Meter) (metric.Registration, error)
 		metric.WithDescription("Messages ever sent to the queue."))
 	fails, err4 := meter.Int64ObservableCounter(MetricSamplerErrors,
 		metric.WithUnit("{error}"),
-		metric.WithDescription("Queue samples that failed, by error type; their points were left out."))
+		metric.WithDescription("Queue samples, or single queues of a sample, that failed, by error type; their points were left out."))
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, fmt.Errorf("otelmetrics: create queue instruments: %w", err)
 	}

@@ -59,7 +59,8 @@ type DepthOptions struct {
 	// Include, when not empty, keeps only the queues whose name matches
 	// one of these patterns; Exclude then drops those matching any of its
 	// patterns. Patterns are path.Match globs ("orders_*", "tmp_?"),
-	// matched against the lower-cased name, and are checked when the
+	// in which '*' and '?' also match '/', matched against the lower-cased
+	// name, and are checked when the
 	// sampler is created.
 	Include, Exclude []string
 	// ExactCountThreshold is the largest depth counted exactly; zero means
@@ -260,13 +261,21 @@ func MatchQueuePatterns(name string, include, exclude []string) bool {
 	n := strings.ToLower(name)
 	matchAny := func(ps []string) bool {
 		for _, p := range ps {
-			if ok, _ := path.Match(strings.ToLower(p), n); ok {
+			if globMatch(strings.ToLower(p), n) {
 				return true
 			}
 		}
 		return false
 	}
 	return (len(include) == 0 || matchAny(include)) && !matchAny(exclude)
+}
+
+// globMatch is path.Match without its special case for '/': queue names
+// may hold slashes, and "orders_*" must match "orders_eu/1" too. Both
+// sides swap '/' for NUL, which no queue name holds.
+func globMatch(pattern, name string) bool {
+	ok, _ := path.Match(strings.ReplaceAll(pattern, "/", "\x00"), strings.ReplaceAll(name, "/", "\x00"))
+	return ok
 }
 
 // depthPhases, when set (by benchmarks), receives how long each phase of
@@ -299,6 +308,9 @@ func (s *DepthSampler) Sample(ctx context.Context) ([]QueueDepth, error) {
 	defer s.mu.Unlock()
 	depths, err := s.sample(ctx)
 	if err != nil {
+		if missingPGMQ(err) {
+			err = notInstalled(err)
+		}
 		return nil, &OpError{Op: "sample depths", Queue: strings.Join(s.names, ","), Err: err}
 	}
 	return depths, nil

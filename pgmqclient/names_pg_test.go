@@ -133,9 +133,6 @@ func TestMissingPGMQIsNotAMissingQueue(t *testing.T) {
 			do   func(*pgmqclient.Client, string) error
 		}{"MetricsAll", func(c *pgmqclient.Client, _ string) error { _, err := c.MetricsAll(ctx); return err }})
 	for _, call := range calls {
-		if call.name == "SampleDepths" {
-			continue // the sampler's errors are its own (depth.go)
-		}
 		err := call.do(c, "orders")
 		if !errors.Is(err, pgmqclient.ErrPGMQNotInstalled) || errors.Is(err, pgmqclient.ErrQueueNotFound) {
 			t.Errorf("%s: %v, want ErrPGMQNotInstalled and not ErrQueueNotFound", call.name, err)
