@@ -91,8 +91,11 @@ func BenchmarkThrottledReaders(b *testing.B) {
 		m.Snapshot(ctx)
 		ticks.Add(1)
 	}
-	intervals := float64(ticks.Load()) / 4
-	b.ReportMetric(float64(m.sampler.samples.Load())/max(intervals, 1), "db_samples/interval")
+	// The loop's ticks 0..n-1 fall in (n-1)/4+1 minimum intervals, the
+	// first one included: counting n/4 would charge the first interval's
+	// sample to a fraction of an interval when n is not a multiple of 4.
+	intervals := float64((max(ticks.Load(), 1)-1)/4 + 1)
+	b.ReportMetric(float64(m.sampler.samples.Load())/intervals, "db_samples/interval")
 }
 
 // BenchmarkFullCollection: one collection with 3 pools, 100 queues and 10
