@@ -162,7 +162,7 @@ func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pg
 func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
 	et := errType(err)
 	op := string(s.op)
-	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}))
+	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).add...)
 	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "send", errType: et}, end.Sub(s.start).Seconds())
 }
 
@@ -231,7 +231,7 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	op, et := string(s.op), errType(data.Err)
 	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "receive", errType: et}, end.Sub(s.start).Seconds())
 	if n := len(data.Messages); n > 0 {
-		t.inst.consumed.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}))
+		t.inst.consumed.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).add...)
 		t.measureMessages(ctx, s, data.Messages, end)
 	}
 	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
@@ -284,15 +284,15 @@ func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqcli
 			read = m.VisibleAt.Add(-s.vt)
 		}
 		if w := read.Sub(m.EnqueuedAt); w >= 0 {
-			t.inst.wait.Record(ctx, w.Seconds(), attrs)
+			t.inst.wait.Record(ctx, w.Seconds(), attrs.rec...)
 		} else {
 			// The read time came from this process's clock (Pop), which is
 			// behind the server's: the wait is unknown, not negative.
-			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue))
+			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue).add...)
 		}
 	}
 	if again > 0 {
-		t.inst.redeliveries.Add(ctx, again, attrs)
+		t.inst.redeliveries.Add(ctx, again, attrs.add...)
 	}
 }
 
