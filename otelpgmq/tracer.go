@@ -31,7 +31,14 @@ type Tracer struct {
 	propagator propagation.TextMapPropagator
 	inst       *instruments
 	now        func() time.Time
-	starts     sync.Map // spanKey -> []trace.SpanStartOption, built once per queue and operation
+	starts     sync.Map // spanKey -> *spanStart, built once per queue and operation
+}
+
+// spanStart is the name and the kind and attribute options of one kind of
+// span on one queue.
+type spanStart struct {
+	name string
+	opts []trace.SpanStartOption
 }
 
 // spanKey names the start options of one kind of span on one queue.
@@ -40,13 +47,15 @@ type spanKey struct {
 	op    string
 }
 
-// startOptions returns the kind and attribute options of spans named by k,
-// building them once: most spans of a program repeat a few of them.
-func (t *Tracer) startOptions(k spanKey, kind trace.SpanKind, opType attribute.KeyValue) []trace.SpanStartOption {
+// startOptions returns the name ("<verb> <queue>") and the kind and
+// attribute options of spans of k, building them once: most spans of a
+// program repeat a few of them.
+func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opType attribute.KeyValue) *spanStart {
 	if o, ok := t.starts.Load(k); ok {
-		return o.([]trace.SpanStartOption)
+		return o.(*spanStart)
 	}
-	o := []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)}
+	o := &spanStart{name: verb + " " + k.queue,
+		opts: []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)}}
 	t.starts.Store(k, o)
 	return o
 }
@@ -82,8 +91,10 @@ func NewTracer(opts ...Option) *Tracer {
 	}
 }
 
-// opState travels in the context from a Start hook to its End hook.
+// opState travels from a Start hook to its End hook as the context the
+// Start hook returns: it is its own context value (one allocation, not two).
 type opState struct {
+	context.Context
 	queue   string
 	op      pgmqclient.Operation
 	start   time.Time
@@ -96,11 +107,25 @@ type opState struct {
 
 type stateKey struct{}
 
+// withState returns s as a context on ctx holding s.
 func withState(ctx context.Context, s *opState) context.Context {
-	return context.WithValue(ctx, stateKey{}, s)
+	s.Context = ctx
+	return s
+}
+
+// Value returns s itself for stateKey and the wrapped context's values
+// otherwise.
+func (s *opState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *opState {
+	if s, ok := ctx.(*opState); ok {
+		return s
+	}
 	s, _ := ctx.Value(stateKey{}).(*opState)
 	return s
 }
@@ -139,8 +164,8 @@ func errType(err error) string {
 // the message's headers.
 func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendStartData) context.Context {
 	start := t.now()
-	ctx, span := t.tracer.Start(ctx, "send "+data.Queue,
-		t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, trace.SpanKindProducer, semconv.MessagingOperationTypeSend)...)
+	st := t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, "send", trace.SpanKindProducer, semconv.MessagingOperationTypeSend)
+	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
 	t.propagator.Inject(ctx, propagation.MapCarrier(data.Headers))
 	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span})
 }
@@ -237,8 +262,9 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
 		return
 	}
-	base := t.startOptions(spanKey{s.queue, op}, trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
-	opts := append(base[:len(base):len(base)], trace.WithTimestamp(s.start))
+	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
+	opts := make([]trace.SpanStartOption, 0, len(st.opts)+1+len(data.Messages))
+	opts = append(append(opts, st.opts...), trace.WithTimestamp(s.start))
 	if parent := trace.SpanContextFromContext(s.parent); parent.IsSampled() || !parent.IsValid() {
 		// Links are given at the start; skip the work under an unsampled parent.
 		for _, m := range data.Messages {
@@ -247,7 +273,7 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 			}
 		}
 	}
-	_, span := t.tracer.Start(s.parent, "receive "+s.queue, opts...)
+	_, span := t.tracer.Start(s.parent, st.name, opts...)
 	if span.IsRecording() {
 		if len(data.Messages) == 1 {
 			m := data.Messages[0]
@@ -299,8 +325,8 @@ func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqcli
 // TraceSettleStart starts the "<operation> <queue>" settle span.
 func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleStartData) context.Context {
 	start := t.now()
-	ctx, span := t.tracer.Start(ctx, string(data.Operation)+" "+data.Queue,
-		t.startOptions(spanKey{data.Queue, string(data.Operation)}, trace.SpanKindClient, semconv.MessagingOperationTypeSettle)...)
+	st := t.startOptions(spanKey{data.Queue, string(data.Operation)}, string(data.Operation), trace.SpanKindClient, semconv.MessagingOperationTypeSettle)
+	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
 	if span.IsRecording() {
 		if len(data.MsgIDs) == 1 {
 			span.SetAttributes(msgID(data.MsgIDs[0]))
