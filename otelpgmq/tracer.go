@@ -265,11 +265,16 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
 	opts := make([]trace.SpanStartOption, 0, len(st.opts)+1+len(data.Messages))
 	opts = append(append(opts, st.opts...), trace.WithTimestamp(s.start))
+	var firstID attribute.KeyValue // the first message's id, made once for its link and the span
 	if parent := trace.SpanContextFromContext(s.parent); parent.IsSampled() || !parent.IsValid() {
 		// Links are given at the start; skip the work under an unsampled parent.
-		for _, m := range data.Messages {
+		for i, m := range data.Messages {
 			if c := t.extract(m.Headers); c.span.IsValid() {
-				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{msgID(m.ID)}}))
+				id := msgID(m.ID)
+				if i == 0 {
+					firstID = id
+				}
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{id}}))
 			}
 		}
 	}
@@ -277,7 +282,10 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	if span.IsRecording() {
 		if len(data.Messages) == 1 {
 			m := data.Messages[0]
-			span.SetAttributes(msgID(m.ID), attribute.Int(AttrReadCount, int(m.ReadCount)))
+			if !firstID.Valid() {
+				firstID = msgID(m.ID)
+			}
+			span.SetAttributes(firstID, attribute.Int(AttrReadCount, int(m.ReadCount)))
 		} else if s.qty > 1 {
 			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.Messages)))
 		}
