@@ -35,10 +35,15 @@ type Tracer struct {
 }
 
 // spanStart is the name and the kind and attribute options of one kind of
-// span on one queue.
+// span on one queue, and the metric attribute sets of its operation when it
+// succeeds (an error's sets are looked up by its type).
 type spanStart struct {
 	name string
 	opts []trace.SpanStartOption
+
+	count    *measureOpts // sent or consumed messages: queue and operation name
+	duration *measureOpts // operation duration: queue, operation name and type
+	queue    *measureOpts // per-message metrics: queue only
 }
 
 // spanKey names the start options of one kind of span on one queue.
@@ -55,7 +60,11 @@ func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opTyp
 		return o.(*spanStart)
 	}
 	o := &spanStart{name: verb + " " + k.queue,
-		opts: []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)}}
+		opts:     []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)},
+		count:    t.inst.attrs(setKey{queue: k.queue, opName: k.op}),
+		duration: t.inst.attrs(setKey{queue: k.queue, opName: k.op, opType: opType.Value.AsString()}),
+		queue:    t.inst.attrs(setKey{queue: k.queue}),
+	}
 	t.starts.Store(k, o)
 	return o
 }
@@ -99,6 +108,7 @@ type opState struct {
 	op      pgmqclient.Operation
 	start   time.Time
 	span    trace.Span      // nil for receives, whose span is made at the end
+	st      *spanStart      // the send's or settle's; nil for batches and receives
 	creates []trace.Span    // a batch's create spans, in payload order
 	parent  context.Context // a receive's caller context
 	qty     int
@@ -167,7 +177,7 @@ func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data 
 	st := t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, "send", trace.SpanKindProducer, semconv.MessagingOperationTypeSend)
 	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
 	t.propagator.Inject(ctx, propagation.MapCarrier(data.Headers))
-	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span})
+	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span, st: st})
 }
 
 // TraceSendEnd ends the send span and records the send's metrics.
@@ -185,6 +195,11 @@ func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pg
 
 // finishSend records sent.messages and operation.duration.
 func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
+	if err == nil && s.st != nil {
+		t.inst.sent.Inst().Add(ctx, int64(n), s.st.count.add...)
+		t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), s.st.duration.rec...)
+		return
+	}
 	et := errType(err)
 	op := string(s.op)
 	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).add...)
@@ -253,16 +268,22 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 		return
 	}
 	end := t.now()
-	op, et := string(s.op), errType(data.Err)
-	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "receive", errType: et}, end.Sub(s.start).Seconds())
+	op := string(s.op)
+	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
+	duration, count := st.duration, st.count
+	if data.Err != nil {
+		et := errType(data.Err)
+		duration = t.inst.attrs(setKey{queue: s.queue, opName: op, opType: "receive", errType: et})
+		count = t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et})
+	}
+	t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), duration.rec...)
 	if n := len(data.Messages); n > 0 {
-		t.inst.consumed.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).add...)
-		t.measureMessages(ctx, s, data.Messages, end)
+		t.inst.consumed.Inst().Add(ctx, int64(n), count.add...)
+		t.measureMessages(ctx, s, st.queue, data.Messages, end)
 	}
 	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
 		return
 	}
-	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
 	opts := make([]trace.SpanStartOption, 0, len(st.opts)+1+len(data.Messages))
 	opts = append(append(opts, st.opts...), trace.WithTimestamp(s.start))
 	var firstID attribute.KeyValue // the first message's id, made once for its link and the span
@@ -301,8 +322,7 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 // set vt = clock_timestamp() + vt). Only pop, which sets neither, uses this
 // process's clock. A negative wait (clocks apart) is left out and counted in
 // pgmq.message.wait.skipped (reason clock_skew).
-func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqclient.Message, end time.Time) {
-	attrs := t.inst.attrs(setKey{queue: s.queue})
+func (t *Tracer) measureMessages(ctx context.Context, s *opState, attrs *measureOpts, msgs []pgmqclient.Message, end time.Time) {
 	var again int64
 	for i := range msgs {
 		m := &msgs[i]
@@ -342,7 +362,7 @@ func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, dat
 			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.MsgIDs)))
 		}
 	}
-	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span})
+	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span, st: st})
 }
 
 // TraceSettleEnd ends the settle span and records its duration.
@@ -351,7 +371,11 @@ func (t *Tracer) TraceSettleEnd(ctx context.Context, _ *pgmqclient.Client, data 
 	if s == nil {
 		return
 	}
-	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)},
-		t.now().Sub(s.start).Seconds())
+	seconds := t.now().Sub(s.start).Seconds()
+	if data.Err == nil {
+		t.inst.opDuration.Inst().Record(ctx, seconds, s.st.duration.rec...)
+	} else {
+		t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)}, seconds)
+	}
 	endSpan(s.span, data.Err)
 }
