@@ -1,8 +1,10 @@
 package otelpgmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -11,55 +13,136 @@ import (
 
 // headerCarrier reads the string-valued top-level keys of a message's
 // headers object. Other values, and headers that are not an object, carry
-// nothing. It scans the JSON itself rather than decoding it into a map:
-// extraction runs for every message received and processed.
+// nothing.
 func headerCarrier(headers json.RawMessage) propagation.MapCarrier {
-	d := headers
+	var out propagation.MapCarrier
+	ok := scanHeaders(headers, func(key, val []byte) bool {
+		k, kok := unquote(key)
+		v, vok := unquote(val)
+		if !kok || !vok {
+			return false
+		}
+		if out == nil {
+			out = make(propagation.MapCarrier, 4)
+		}
+		out[k] = v
+		return true
+	})
+	if !ok {
+		return nil
+	}
+	return out
+}
+
+// scanHeaders calls yield with the quoted key and value of each
+// string-valued top-level key of the headers object d, in order, and
+// reports whether d is a well-formed object and yield accepted every pair.
+// It scans the JSON itself rather than decoding it into a map: extraction
+// runs for every message received and processed.
+func scanHeaders(d []byte, yield func(key, val []byte) bool) bool {
 	i := skipSpace(d, 0)
 	if i >= len(d) || d[i] != '{' {
-		return nil
+		return false
 	}
-	var out propagation.MapCarrier
 	i = skipSpace(d, i+1)
 	if i < len(d) && d[i] == '}' {
-		return nil
+		return true
 	}
 	for i < len(d) {
-		key, next, ok := readString(d, i)
+		ks := i
+		next, ok := stringEnd(d, i)
 		if !ok {
-			return nil
+			return false
 		}
+		key := d[ks:next]
 		i = skipSpace(d, next)
 		if i >= len(d) || d[i] != ':' {
-			return nil
+			return false
 		}
 		i = skipSpace(d, i+1)
 		if i < len(d) && d[i] == '"' {
-			var val string
-			if val, i, ok = readString(d, i); !ok {
-				return nil
+			vs := i
+			if i, ok = stringEnd(d, i); !ok {
+				return false
 			}
-			if out == nil {
-				out = make(propagation.MapCarrier, 4)
+			if !yield(key, d[vs:i]) {
+				return false
 			}
-			out[key] = val
 		} else if i, ok = skipValue(d, i); !ok {
-			return nil
+			return false
 		}
 		i = skipSpace(d, i)
 		if i >= len(d) {
-			return nil
+			return false
 		}
 		switch d[i] {
 		case '}':
-			return out
+			return true
 		case ',':
 			i = skipSpace(d, i+1)
 		default:
-			return nil
+			return false
 		}
 	}
-	return nil
+	return false
+}
+
+// headerFields is a propagation.TextMapCarrier over a headers object
+// scanHeaders accepted: each Get scans it again instead of copying every
+// key and value into a map first. Like the map, a repeated key gives its
+// last value.
+type headerFields []byte
+
+// Get returns the value of key, "" when there is none.
+func (h headerFields) Get(key string) string {
+	var val []byte
+	scanHeaders(h, func(k, v []byte) bool {
+		if quotedEquals(k, key) {
+			val = v
+		}
+		return true
+	})
+	if val == nil {
+		return ""
+	}
+	s, _ := unquote(val)
+	return s
+}
+
+// Set does nothing: headers are only read.
+func (headerFields) Set(string, string) {}
+
+// Keys returns the string-valued keys, each once.
+func (h headerFields) Keys() []string {
+	var keys []string
+	scanHeaders(h, func(k, _ []byte) bool {
+		if s, ok := unquote(k); ok && !slices.Contains(keys, s) {
+			keys = append(keys, s)
+		}
+		return true
+	})
+	return keys
+}
+
+// quotedEquals reports whether the JSON string q (quotes included) is s.
+func quotedEquals(q []byte, s string) bool {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1:len(q)-1]) == s
+	}
+	u, ok := unquote(q)
+	return ok && u == s
+}
+
+// unquote decodes the JSON string q (quotes included).
+func unquote(q []byte) (string, bool) {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 func skipSpace(d []byte, i int) int {
@@ -69,30 +152,21 @@ func skipSpace(d []byte, i int) int {
 	return i
 }
 
-// readString reads the JSON string starting at d[i] (a quote) and returns
-// it decoded and the index after its closing quote.
-func readString(d []byte, i int) (string, int, bool) {
+// stringEnd returns the index after the JSON string starting at d[i] (a
+// quote).
+func stringEnd(d []byte, i int) (int, bool) {
 	if i >= len(d) || d[i] != '"' {
-		return "", i, false
+		return i, false
 	}
-	escaped := false
 	for j := i + 1; j < len(d); j++ {
 		switch d[j] {
 		case '\\':
-			escaped = true
 			j++
 		case '"':
-			if !escaped {
-				return string(d[i+1 : j]), j + 1, true
-			}
-			var s string
-			if err := json.Unmarshal(d[i:j+1], &s); err != nil {
-				return "", j + 1, false
-			}
-			return s, j + 1, true
+			return j + 1, true
 		}
 	}
-	return "", len(d), false
+	return len(d), false
 }
 
 // skipValue skips the JSON value (not a string) starting at d[i] and
@@ -102,8 +176,8 @@ func skipValue(d []byte, i int) (int, bool) {
 	for i < len(d) {
 		switch c := d[i]; c {
 		case '"':
-			_, next, ok := readString(d, i)
-			if !ok {
+			next, ok := stringEnd(d, i)
+			if !ok || !validString(d[i:next]) {
 				return i, false
 			}
 			i = next
@@ -125,6 +199,16 @@ func skipValue(d []byte, i int) (int, bool) {
 	return i, depth == 0
 }
 
+// validString reports whether the JSON string q (quotes included) decodes:
+// only strings with escapes need checking, and decoding them.
+func validString(q []byte) bool {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return true
+	}
+	_, ok := unquote(q)
+	return ok
+}
+
 // creation is what a message's headers say about where it was created.
 type creation struct {
 	span    trace.SpanContext
@@ -135,11 +219,16 @@ type creation struct {
 // against a background context so that the caller's own span never comes
 // back as the message's.
 func (t *Tracer) extract(headers json.RawMessage) creation {
-	carrier := headerCarrier(headers)
-	if len(carrier) == 0 {
+	// Check the headers once (and that they carry anything); the
+	// propagator then reads only the keys it asks for.
+	n := 0
+	if !scanHeaders(headers, func(k, v []byte) bool {
+		n++
+		return validString(k) && validString(v)
+	}) || n == 0 {
 		return creation{}
 	}
-	ctx := t.propagator.Extract(context.Background(), carrier)
+	ctx := t.propagator.Extract(context.Background(), headerFields(headers))
 	return creation{span: trace.SpanContextFromContext(ctx), baggage: baggage.FromContext(ctx)}
 }
 

@@ -3,6 +3,7 @@ package otelpgmq
 import (
 	"encoding/json"
 	"maps"
+	"slices"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -18,6 +19,7 @@ func TestHeaderCarrier(t *testing.T) {
 		`{"esc\"key": "va\"l\u00e9", "x-pgmq-group": "g"}`,
 		`{"a": [1, 2], "b": "2"}`,
 		`{"truncated": "x"`, `{"a" "b"}`, `{"a": "b",}`,
+		`{"a": "1", "b": 2, "a": "2"}`, `{"a": "b", "c": {"d": "\q"}}`, `{"a\u0062": "x", "ab": "y"}`,
 	} {
 		got := headerCarrier(json.RawMessage(h))
 		var want propagation.MapCarrier
@@ -34,6 +36,24 @@ func TestHeaderCarrier(t *testing.T) {
 		}
 		if !maps.Equal(got, want) {
 			t.Errorf("headerCarrier(%s) = %v, want %v", h, got, want)
+		}
+		if want == nil {
+			continue
+		}
+		// The lazy carrier the propagator reads gives the same.
+		f := headerFields(h)
+		for k, v := range want {
+			if g := f.Get(k); g != v {
+				t.Errorf("headerFields(%s).Get(%q) = %q, want %q", h, k, g, v)
+			}
+		}
+		if g := f.Get("absent"); g != "" {
+			t.Errorf("headerFields(%s).Get(absent) = %q", h, g)
+		}
+		keys := f.Keys()
+		slices.Sort(keys)
+		if wk := slices.Sorted(maps.Keys(want)); !slices.Equal(keys, wk) {
+			t.Errorf("headerFields(%s).Keys() = %v, want %v", h, keys, wk)
 		}
 	}
 }

@@ -55,7 +55,7 @@ type instruments struct {
 	redeliveries metric.Int64Counter
 	waitSkipped  metric.Int64Counter
 
-	sets sync.Map // setKey -> metric.MeasurementOption
+	sets sync.Map // setKey -> *measureOpts
 }
 
 func newInstruments(mp metric.MeterProvider) *instruments {
@@ -105,10 +105,23 @@ type setKey struct {
 	queue, opName, opType, errType string
 }
 
-// attrs returns the measurement option for k, building it once.
-func (in *instruments) attrs(k setKey) metric.MeasurementOption {
+// measureOpts are one attribute set as the option lists the instruments'
+// Add and Record take. Passing a kept list, rather than one option per
+// call, spares the variadic slice each measurement would allocate.
+type measureOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+func newMeasureOpts(set attribute.Set) *measureOpts {
+	o := metric.WithAttributeSet(set)
+	return &measureOpts{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
+}
+
+// attrs returns the measurement options for k, building them once.
+func (in *instruments) attrs(k setKey) *measureOpts {
 	if o, ok := in.sets.Load(k); ok {
-		return o.(metric.MeasurementOption)
+		return o.(*measureOpts)
 	}
 	kv := make([]attribute.KeyValue, 0, 5)
 	kv = append(kv, semconv.MessagingSystemKey.String(System), semconv.MessagingDestinationName(k.queue))
@@ -121,7 +134,7 @@ func (in *instruments) attrs(k setKey) metric.MeasurementOption {
 	if k.errType != "" {
 		kv = append(kv, semconv.ErrorTypeKey.String(k.errType))
 	}
-	o := metric.WithAttributeSet(attribute.NewSet(kv...))
+	o := newMeasureOpts(attribute.NewSet(kv...))
 	// Error types are few, but bound the cache anyway: a caller could make
 	// up queue names without end.
 	if k.errType == "" {
@@ -131,7 +144,7 @@ func (in *instruments) attrs(k setKey) metric.MeasurementOption {
 }
 
 func (in *instruments) recordOperation(ctx context.Context, k setKey, seconds float64) {
-	in.opDuration.Inst().Record(ctx, seconds, in.attrs(k))
+	in.opDuration.Inst().Record(ctx, seconds, in.attrs(k).rec...)
 }
 
 // AttrSkipReason says why a wait was left out of pgmq.message.wait.duration.
@@ -139,8 +152,8 @@ const AttrSkipReason = "pgmq.skip.reason"
 
 // skipAttrs returns the attributes of pgmq.message.wait.skipped for queue:
 // the only reason so far is clock_skew.
-func (in *instruments) skipAttrs(queue string) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(
+func (in *instruments) skipAttrs(queue string) *measureOpts {
+	return newMeasureOpts(attribute.NewSet(
 		semconv.MessagingSystemKey.String(System),
 		semconv.MessagingDestinationName(queue),
 		attribute.String(AttrSkipReason, "clock_skew"),

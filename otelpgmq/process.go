@@ -77,7 +77,7 @@ func (t *Tracer) Process(ctx context.Context, queue string, kind *otelmetrics.Pr
 			span.SetStatus(codes.Error, err.Error())
 		}
 		t.inst.procDuration.Inst().Record(ctx, end.Sub(start).Seconds(),
-			t.inst.attrs(setKey{queue: queue, opName: operationProcess, errType: et}))
+			t.inst.attrs(setKey{queue: queue, opName: operationProcess, errType: et}).rec...)
 		span.End(trace.WithTimestamp(end))
 	}()
 	err = fn(ctx)

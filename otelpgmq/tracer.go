@@ -31,7 +31,19 @@ type Tracer struct {
 	propagator propagation.TextMapPropagator
 	inst       *instruments
 	now        func() time.Time
-	starts     sync.Map // spanKey -> []trace.SpanStartOption, built once per queue and operation
+	starts     sync.Map // spanKey -> *spanStart, built once per queue and operation
+}
+
+// spanStart is the name and the kind and attribute options of one kind of
+// span on one queue, and the metric attribute sets of its operation when it
+// succeeds (an error's sets are looked up by its type).
+type spanStart struct {
+	name string
+	opts []trace.SpanStartOption
+
+	count    *measureOpts // sent or consumed messages: queue and operation name
+	duration *measureOpts // operation duration: queue, operation name and type
+	queue    *measureOpts // per-message metrics: queue only
 }
 
 // spanKey names the start options of one kind of span on one queue.
@@ -40,13 +52,19 @@ type spanKey struct {
 	op    string
 }
 
-// startOptions returns the kind and attribute options of spans named by k,
-// building them once: most spans of a program repeat a few of them.
-func (t *Tracer) startOptions(k spanKey, kind trace.SpanKind, opType attribute.KeyValue) []trace.SpanStartOption {
+// startOptions returns the name ("<verb> <queue>") and the kind and
+// attribute options of spans of k, building them once: most spans of a
+// program repeat a few of them.
+func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opType attribute.KeyValue) *spanStart {
 	if o, ok := t.starts.Load(k); ok {
-		return o.([]trace.SpanStartOption)
+		return o.(*spanStart)
 	}
-	o := []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)}
+	o := &spanStart{name: verb + " " + k.queue,
+		opts:     []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)},
+		count:    t.inst.attrs(setKey{queue: k.queue, opName: k.op}),
+		duration: t.inst.attrs(setKey{queue: k.queue, opName: k.op, opType: opType.Value.AsString()}),
+		queue:    t.inst.attrs(setKey{queue: k.queue}),
+	}
 	t.starts.Store(k, o)
 	return o
 }
@@ -82,12 +100,15 @@ func NewTracer(opts ...Option) *Tracer {
 	}
 }
 
-// opState travels in the context from a Start hook to its End hook.
+// opState travels from a Start hook to its End hook as the context the
+// Start hook returns: it is its own context value (one allocation, not two).
 type opState struct {
+	context.Context
 	queue   string
 	op      pgmqclient.Operation
 	start   time.Time
 	span    trace.Span      // nil for receives, whose span is made at the end
+	st      *spanStart      // the send's or settle's; nil for batches and receives
 	creates []trace.Span    // a batch's create spans, in payload order
 	parent  context.Context // a receive's caller context
 	qty     int
@@ -96,11 +117,25 @@ type opState struct {
 
 type stateKey struct{}
 
+// withState returns s as a context on ctx holding s.
 func withState(ctx context.Context, s *opState) context.Context {
-	return context.WithValue(ctx, stateKey{}, s)
+	s.Context = ctx
+	return s
+}
+
+// Value returns s itself for stateKey and the wrapped context's values
+// otherwise.
+func (s *opState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *opState {
+	if s, ok := ctx.(*opState); ok {
+		return s
+	}
 	s, _ := ctx.Value(stateKey{}).(*opState)
 	return s
 }
@@ -139,10 +174,10 @@ func errType(err error) string {
 // the message's headers.
 func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendStartData) context.Context {
 	start := t.now()
-	ctx, span := t.tracer.Start(ctx, "send "+data.Queue,
-		t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, trace.SpanKindProducer, semconv.MessagingOperationTypeSend)...)
+	st := t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, "send", trace.SpanKindProducer, semconv.MessagingOperationTypeSend)
+	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
 	t.propagator.Inject(ctx, propagation.MapCarrier(data.Headers))
-	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span})
+	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span, st: st})
 }
 
 // TraceSendEnd ends the send span and records the send's metrics.
@@ -160,9 +195,14 @@ func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pg
 
 // finishSend records sent.messages and operation.duration.
 func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
+	if err == nil && s.st != nil {
+		t.inst.sent.Inst().Add(ctx, int64(n), s.st.count.add...)
+		t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), s.st.duration.rec...)
+		return
+	}
 	et := errType(err)
 	op := string(s.op)
-	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}))
+	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).add...)
 	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "send", errType: et}, end.Sub(s.start).Seconds())
 }
 
@@ -228,30 +268,45 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 		return
 	}
 	end := t.now()
-	op, et := string(s.op), errType(data.Err)
-	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "receive", errType: et}, end.Sub(s.start).Seconds())
+	op := string(s.op)
+	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
+	duration, count := st.duration, st.count
+	if data.Err != nil {
+		et := errType(data.Err)
+		duration = t.inst.attrs(setKey{queue: s.queue, opName: op, opType: "receive", errType: et})
+		count = t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et})
+	}
+	t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), duration.rec...)
 	if n := len(data.Messages); n > 0 {
-		t.inst.consumed.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}))
-		t.measureMessages(ctx, s, data.Messages, end)
+		t.inst.consumed.Inst().Add(ctx, int64(n), count.add...)
+		t.measureMessages(ctx, s, st.queue, data.Messages, end)
 	}
 	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
 		return
 	}
-	base := t.startOptions(spanKey{s.queue, op}, trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
-	opts := append(base[:len(base):len(base)], trace.WithTimestamp(s.start))
+	opts := make([]trace.SpanStartOption, 0, len(st.opts)+1+len(data.Messages))
+	opts = append(append(opts, st.opts...), trace.WithTimestamp(s.start))
+	var firstID attribute.KeyValue // the first message's id, made once for its link and the span
 	if parent := trace.SpanContextFromContext(s.parent); parent.IsSampled() || !parent.IsValid() {
 		// Links are given at the start; skip the work under an unsampled parent.
-		for _, m := range data.Messages {
+		for i, m := range data.Messages {
 			if c := t.extract(m.Headers); c.span.IsValid() {
-				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{msgID(m.ID)}}))
+				id := msgID(m.ID)
+				if i == 0 {
+					firstID = id
+				}
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{id}}))
 			}
 		}
 	}
-	_, span := t.tracer.Start(s.parent, "receive "+s.queue, opts...)
+	_, span := t.tracer.Start(s.parent, st.name, opts...)
 	if span.IsRecording() {
 		if len(data.Messages) == 1 {
 			m := data.Messages[0]
-			span.SetAttributes(msgID(m.ID), attribute.Int(AttrReadCount, int(m.ReadCount)))
+			if !firstID.Valid() {
+				firstID = msgID(m.ID)
+			}
+			span.SetAttributes(firstID, attribute.Int(AttrReadCount, int(m.ReadCount)))
 		} else if s.qty > 1 {
 			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.Messages)))
 		}
@@ -267,8 +322,7 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 // set vt = clock_timestamp() + vt). Only pop, which sets neither, uses this
 // process's clock. A negative wait (clocks apart) is left out and counted in
 // pgmq.message.wait.skipped (reason clock_skew).
-func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqclient.Message, end time.Time) {
-	attrs := t.inst.attrs(setKey{queue: s.queue})
+func (t *Tracer) measureMessages(ctx context.Context, s *opState, attrs *measureOpts, msgs []pgmqclient.Message, end time.Time) {
 	var again int64
 	for i := range msgs {
 		m := &msgs[i]
@@ -284,23 +338,23 @@ func (t *Tracer) measureMessages(ctx context.Context, s *opState, msgs []pgmqcli
 			read = m.VisibleAt.Add(-s.vt)
 		}
 		if w := read.Sub(m.EnqueuedAt); w >= 0 {
-			t.inst.wait.Record(ctx, w.Seconds(), attrs)
+			t.inst.wait.Record(ctx, w.Seconds(), attrs.rec...)
 		} else {
 			// The read time came from this process's clock (Pop), which is
 			// behind the server's: the wait is unknown, not negative.
-			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue))
+			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue).add...)
 		}
 	}
 	if again > 0 {
-		t.inst.redeliveries.Add(ctx, again, attrs)
+		t.inst.redeliveries.Add(ctx, again, attrs.add...)
 	}
 }
 
 // TraceSettleStart starts the "<operation> <queue>" settle span.
 func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleStartData) context.Context {
 	start := t.now()
-	ctx, span := t.tracer.Start(ctx, string(data.Operation)+" "+data.Queue,
-		t.startOptions(spanKey{data.Queue, string(data.Operation)}, trace.SpanKindClient, semconv.MessagingOperationTypeSettle)...)
+	st := t.startOptions(spanKey{data.Queue, string(data.Operation)}, string(data.Operation), trace.SpanKindClient, semconv.MessagingOperationTypeSettle)
+	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
 	if span.IsRecording() {
 		if len(data.MsgIDs) == 1 {
 			span.SetAttributes(msgID(data.MsgIDs[0]))
@@ -308,7 +362,7 @@ func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, dat
 			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.MsgIDs)))
 		}
 	}
-	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span})
+	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span, st: st})
 }
 
 // TraceSettleEnd ends the settle span and records its duration.
@@ -317,7 +371,11 @@ func (t *Tracer) TraceSettleEnd(ctx context.Context, _ *pgmqclient.Client, data 
 	if s == nil {
 		return
 	}
-	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)},
-		t.now().Sub(s.start).Seconds())
+	seconds := t.now().Sub(s.start).Seconds()
+	if data.Err == nil {
+		t.inst.opDuration.Inst().Record(ctx, seconds, s.st.duration.rec...)
+	} else {
+		t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)}, seconds)
+	}
 	endSpan(s.span, data.Err)
 }
