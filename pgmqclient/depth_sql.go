@@ -69,8 +69,10 @@ ORDER BY m.queue_name`
 // sequence) is bounded by the chunk size. pg_relation_size comes before
 // pg_sequence_last_value in each row: table before sequence is the order
 // DROP TABLE locks them in. A table dropped meanwhile has no row or a NULL
-// size. pg_class is looked up by oid, one index lookup per table (LIMIT 1
-// keeps the planner from scanning it whole for every chunk).
+// size. pg_class is looked up by oid, one index lookup per table and one
+// per sequence (LIMIT 1 keeps the planner from scanning it whole for every
+// chunk: an EXISTS test of the sequence became a hashed subplan, a
+// sequential scan of pg_class in every catalog statement).
 const depthCatalogSQL = `
 WITH RECURSIVE tree (i, rel, seq, root) AS (
 	SELECT u.i, u.rel, u.seq, true
@@ -87,14 +89,19 @@ SELECT t.i::text, t.root::text, (c.relkind = 'p')::text, c.reltuples::float8::te
 		OR pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) IS NOT NULL
 		OR pg_catalog.pg_stat_get_last_analyze_time(c.oid) IS NOT NULL
 		OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) IS NOT NULL)::text,
-	CASE WHEN t.root AND NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_catalog.pg_class AS s WHERE s.oid = t.seq)
-		THEN coalesce(pg_catalog.pg_sequence_last_value(t.seq), 0) END::text
+	CASE WHEN s.oid IS NOT NULL AND NOT pg_catalog.pg_is_in_recovery()
+		THEN coalesce(pg_catalog.pg_sequence_last_value(s.oid), 0) END::text
 FROM tree AS t
 CROSS JOIN LATERAL (
 	SELECT c.oid, c.relkind, c.reltuples, c.relpages FROM pg_catalog.pg_class AS c
 	WHERE c.oid = t.rel AND c.relkind IN ('r', 'p')
 	LIMIT 1
 ) AS c
+LEFT JOIN LATERAL (
+	SELECT s.oid FROM pg_catalog.pg_class AS s
+	WHERE t.root AND s.oid = t.seq
+	LIMIT 1
+) AS s ON true
 ORDER BY t.i, NOT t.root`
 
 // localTimeoutsSQL sets lock_timeout ($1) and statement_timeout ($2) for
