@@ -149,7 +149,12 @@ CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt 
 // statement, one UNION ALL branch per queue, each returning its position
 // in deep and depthProbeSQL's columns. Limits are literals (numbers the
 // sampler computed); the visible count is made only where the invisible
-// count passed the threshold or the id span is below twice the threshold.
+// count passed the threshold or the id span is below twice the threshold,
+// and only in the branches of queues marked groupVis (those that needed it
+// last time): elsewhere the branch leaves it out (0, not made), which
+// spares a quarter of the statement's cost, and the sampler probes such a
+// queue again alone in the rare sample where it turns out to need it
+// (see needsVisibleCount).
 // The sampler keeps it prepared and caps its branches at
 // maxPreparedProbes: it spares the planning and the round trip per deep
 // queue, which is what makes a sample of deep queues far cheaper than a
@@ -166,15 +171,22 @@ func depthGroupSQL(deep []*depthQueue, threshold int64) string {
 		if q.vtIndex {
 			order = " ORDER BY vt"
 		}
+		vis := `'0', 'false'`
+		if q.groupVis {
+			vis = `vis.n::text, (l.lim > 0)::text`
+		}
 		b.WriteString(`SELECT ` + strconv.Itoa(i) + `::text, lo.msg_id::text, hi.msg_id::text, extract(epoch FROM now() - lo.enqueued_at)::float8::text,
-	inv.n::text, vis.n::text, (l.lim > 0)::text
+	inv.n::text, ` + vis + `
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ` + tbl + ` ORDER BY msg_id LIMIT 1) AS lo ON true
 LEFT JOIN LATERAL (SELECT msg_id FROM ` + tbl + ` ORDER BY msg_id DESC LIMIT 1) AS hi ON true
-CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt > now()` + order + ` LIMIT ` + strconv.FormatInt(q.invLimit, 10) + `) AS s) AS inv
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt > now()` + order + ` LIMIT ` + strconv.FormatInt(q.invLimit, 10) + `) AS s) AS inv`)
+		if q.groupVis {
+			b.WriteString(`
 CROSS JOIN LATERAL (SELECT CASE WHEN inv.n > ` + t + ` OR hi.msg_id - lo.msg_id < 2 * ` + cap + `
 	THEN ` + cap + ` ELSE 0 END AS lim) AS l
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`)
+		}
 	}
 	return b.String()
 }
