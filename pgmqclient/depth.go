@@ -179,6 +179,10 @@ type DepthSampler struct {
 	// spec are the probe statements of the last sample, when few, sent
 	// ahead with the next discovery.
 	spec []depthStmt
+	// groupVis are the deep queues (by table) whose last group probe
+	// needed the visible count: their branch makes it (see depthGroupSQL).
+	// At most maxPreparedProbes entries, rebuilt at every group probe.
+	groupVis map[string]bool
 }
 
 // maxSpeculated bounds the probe statements sent ahead.
@@ -297,6 +301,9 @@ type depthQueue struct {
 	age       float64
 	err       error
 	invLimit  int64 // the invisible count's cap in the probe; 0: not counted
+	// groupVis: the group probe's branch of this queue makes the visible
+	// count when needed (else it leaves it out).
+	groupVis bool
 }
 
 // Sample reports the depth of the selected queues, in name order (named
@@ -630,6 +637,7 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		}
 		q.in.invCounted = q.invLimit > 0
 		if big && grouping && len(deep) < maxPreparedProbes {
+			q.groupVis = s.groupVis[q.rel]
 			deep = append(deep, q)
 			continue
 		}
@@ -681,6 +689,23 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 				}
 				applyProbe(deep[i], r[1:])
 			}
+			// A branch that left the visible count out, where the probe
+			// would have made it: that queue is probed again alone, and
+			// its branch makes the count from the next sample on.
+			var again []*depthQueue
+			groupVis := make(map[string]bool)
+			for _, q := range deep {
+				if needsVisibleCount(q.in, t) {
+					groupVis[q.rel] = true
+					if !q.groupVis {
+						again = append(again, q)
+					}
+				}
+			}
+			s.groupVis = groupVis
+			if err := s.probeAlone(ctx, run, again); err != nil {
+				return err
+			}
 		} else if err := s.probeAlone(ctx, run, deep); err != nil {
 			// One of them failed the group (a locked table): probe each
 			// alone, so the failure stays with its queue.
@@ -723,8 +748,9 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 
 // applyProbe stores a probe's row (depthProbeSQL's columns).
 func applyProbe(q *depthQueue, r [][]byte) {
+	q.in.hasRows = false
 	if r[0] == nil || r[1] == nil {
-		return // empty: hasRows stays false
+		return // empty
 	}
 	q.in.hasRows = true
 	q.in.lo, q.in.hi = parseInt(r[0]), parseInt(r[1])
@@ -733,8 +759,19 @@ func applyProbe(q *depthQueue, r [][]byte) {
 	q.in.visCount = string(r[5]) == "true"
 }
 
+// needsVisibleCount reports whether the probe of a queue above the
+// threshold makes the visible count (depthProbeSQL's condition): the
+// invisible count passed the threshold, or the id span is below twice the
+// threshold.
+func needsVisibleCount(in depthInputs, t int64) bool {
+	return in.hasRows && (in.inv > t || in.hi-in.lo < 2*(t+1))
+}
+
 // probeAlone probes each of the deep queues with its own statement.
 func (s *DepthSampler) probeAlone(ctx context.Context, run depthRunner, deep []*depthQueue) error {
+	if len(deep) == 0 {
+		return nil
+	}
 	t := s.threshold
 	stmts := make([]depthStmt, len(deep))
 	for i, q := range deep {

@@ -296,3 +296,58 @@ func TestSampleDepthsBrokenDeepQueueAlone(t *testing.T) {
 		t.Errorf("deep_a: %+v, want about 3,000", d)
 	}
 }
+
+// The group probe of deep queues leaves the visible count out of a branch
+// unless that queue needed it last time; a queue that needs it (its id
+// span below twice the threshold, or more invisible messages than the
+// threshold) is counted in every sample all the same: the first by a probe
+// of its own, the next ones by its branch. "mid" has too many ids for an
+// id sample to count them all: only the visible count makes its 400
+// visible messages exact.
+func TestSampleDepthsDeepQueueVisibleCounted(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range []string{"far", "mid", "mixed"} {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fillQueue(t, db, "far", 5000)
+	fillInvisible(t, db, "mid", 70_000)
+	fillQueue(t, db, "mid", 400)
+	fillInvisible(t, db, "mixed", 1200)
+	fillQueue(t, db, "mixed", 3000)
+	waitForStatistics(t, db, "far", "mid", "mixed")
+	for _, q := range []string{"far", "mid", "mixed"} {
+		if _, err := db.Pool.Exec(ctx, "VACUUM ANALYZE "+pgx.Identifier{"pgmq", "q_" + q}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ds, err := s.Sample(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := depthOf(t, ds, "mid"); d.Err != nil || d.Visible != 400 || d.VisibleMethod != pgmqclient.MethodCount ||
+			!within1(d.Invisible, 70_000, 70_400) {
+			t.Fatalf("sample %d: mid %+v: want 400 visible, counted, and 70,000 invisible", i, d)
+		}
+		if d := depthOf(t, ds, "far"); d.Err != nil || !within1(d.Depth, 5000, 5000) || d.Invisible != 0 {
+			t.Fatalf("sample %d: far %+v: want 5,000 visible", i, d)
+		}
+		if d := depthOf(t, ds, "mixed"); d.Err != nil || !within1(d.Depth, 4200, 4200) ||
+			!within1(d.Visible, 3000, 4200) || !within1(d.Invisible, 1200, 4200) {
+			t.Fatalf("sample %d: mixed %+v: want 3,000 visible and 1,200 invisible", i, d)
+		}
+	}
+}

@@ -69,8 +69,10 @@ ORDER BY m.queue_name`
 // sequence) is bounded by the chunk size. pg_relation_size comes before
 // pg_sequence_last_value in each row: table before sequence is the order
 // DROP TABLE locks them in. A table dropped meanwhile has no row or a NULL
-// size. pg_class is looked up by oid, one index lookup per table (LIMIT 1
-// keeps the planner from scanning it whole for every chunk).
+// size. pg_class is looked up by oid, one index lookup per table and one
+// per sequence (LIMIT 1 keeps the planner from scanning it whole for every
+// chunk: an EXISTS test of the sequence became a hashed subplan, a
+// sequential scan of pg_class in every catalog statement).
 const depthCatalogSQL = `
 WITH RECURSIVE tree (i, rel, seq, root) AS (
 	SELECT u.i, u.rel, u.seq, true
@@ -87,14 +89,19 @@ SELECT t.i::text, t.root::text, (c.relkind = 'p')::text, c.reltuples::float8::te
 		OR pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) IS NOT NULL
 		OR pg_catalog.pg_stat_get_last_analyze_time(c.oid) IS NOT NULL
 		OR pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) IS NOT NULL)::text,
-	CASE WHEN t.root AND NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_catalog.pg_class AS s WHERE s.oid = t.seq)
-		THEN coalesce(pg_catalog.pg_sequence_last_value(t.seq), 0) END::text
+	CASE WHEN s.oid IS NOT NULL AND NOT pg_catalog.pg_is_in_recovery()
+		THEN coalesce(pg_catalog.pg_sequence_last_value(s.oid), 0) END::text
 FROM tree AS t
 CROSS JOIN LATERAL (
 	SELECT c.oid, c.relkind, c.reltuples, c.relpages FROM pg_catalog.pg_class AS c
 	WHERE c.oid = t.rel AND c.relkind IN ('r', 'p')
 	LIMIT 1
 ) AS c
+LEFT JOIN LATERAL (
+	SELECT s.oid FROM pg_catalog.pg_class AS s
+	WHERE t.root AND s.oid = t.seq
+	LIMIT 1
+) AS s ON true
 ORDER BY t.i, NOT t.root`
 
 // localTimeoutsSQL sets lock_timeout ($1) and statement_timeout ($2) for
@@ -142,7 +149,12 @@ CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt 
 // statement, one UNION ALL branch per queue, each returning its position
 // in deep and depthProbeSQL's columns. Limits are literals (numbers the
 // sampler computed); the visible count is made only where the invisible
-// count passed the threshold or the id span is below twice the threshold.
+// count passed the threshold or the id span is below twice the threshold,
+// and only in the branches of queues marked groupVis (those that needed it
+// last time): elsewhere the branch leaves it out (0, not made), which
+// spares a quarter of the statement's cost, and the sampler probes such a
+// queue again alone in the rare sample where it turns out to need it
+// (see needsVisibleCount).
 // The sampler keeps it prepared and caps its branches at
 // maxPreparedProbes: it spares the planning and the round trip per deep
 // queue, which is what makes a sample of deep queues far cheaper than a
@@ -159,15 +171,22 @@ func depthGroupSQL(deep []*depthQueue, threshold int64) string {
 		if q.vtIndex {
 			order = " ORDER BY vt"
 		}
+		vis := `'0', 'false'`
+		if q.groupVis {
+			vis = `vis.n::text, (l.lim > 0)::text`
+		}
 		b.WriteString(`SELECT ` + strconv.Itoa(i) + `::text, lo.msg_id::text, hi.msg_id::text, extract(epoch FROM now() - lo.enqueued_at)::float8::text,
-	inv.n::text, vis.n::text, (l.lim > 0)::text
+	inv.n::text, ` + vis + `
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ` + tbl + ` ORDER BY msg_id LIMIT 1) AS lo ON true
 LEFT JOIN LATERAL (SELECT msg_id FROM ` + tbl + ` ORDER BY msg_id DESC LIMIT 1) AS hi ON true
-CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt > now()` + order + ` LIMIT ` + strconv.FormatInt(q.invLimit, 10) + `) AS s) AS inv
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt > now()` + order + ` LIMIT ` + strconv.FormatInt(q.invLimit, 10) + `) AS s) AS inv`)
+		if q.groupVis {
+			b.WriteString(`
 CROSS JOIN LATERAL (SELECT CASE WHEN inv.n > ` + t + ` OR hi.msg_id - lo.msg_id < 2 * ` + cap + `
 	THEN ` + cap + ` ELSE 0 END AS lim) AS l
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`)
+		}
 	}
 	return b.String()
 }
