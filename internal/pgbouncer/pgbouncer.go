@@ -28,6 +28,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgmqotel/pgmqotel/internal/pgcluster"
 )
 
 // Pool modes.
@@ -102,7 +104,7 @@ func Start(tb testing.TB, opts Options) *Bouncer {
 		}
 	}
 
-	b := &Bouncer{Port: freePort(tb), dir: dir, done: make(chan struct{})}
+	b := &Bouncer{Port: pgcluster.FreePort(tb), dir: dir, done: make(chan struct{})}
 	db := "host=" + host + " port=" + port
 	if opts.ServerUser != "" {
 		db += " user=" + opts.ServerUser
@@ -237,14 +239,4 @@ func (b *Bouncer) stop(tb testing.TB) {
 		<-b.done
 		tb.Logf("pgbouncer: killed after no exit on SIGTERM")
 	}
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

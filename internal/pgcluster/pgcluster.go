@@ -89,7 +89,7 @@ func newCluster(tb testing.TB) *Cluster {
 		tb.Fatal(err)
 	}
 	c.chown(tb, parent, c.Dir)
-	c.Port = freePort(tb)
+	c.Port = FreePort(tb)
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			c.logTail(tb)
@@ -331,8 +331,9 @@ func missing(tb testing.TB, err error) {
 	tb.Skipf("pgcluster: %v, skipping; %s", err, hint)
 }
 
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort(tb testing.TB) int {
+// FreePort asks the kernel for a free port on 127.0.0.1, for test servers
+// (this package's clusters, PgBouncer).
+func FreePort(tb testing.TB) int {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
