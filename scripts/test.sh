@@ -39,10 +39,14 @@ run e2e -race -count=1 -p 1 -timeout 30m "$@" ./...
 
 # Short fuzz runs of the queue-name targets (the committed corpus in
 # pgmqclient/testdata/fuzz also runs with every `go test` above).
-# PGMQOTEL_FUZZTIME lengthens them, e.g. PGMQOTEL_FUZZTIME=10m.
-# Minimisation is bounded by count: with its default of 60s per new input,
-# a 10s run spent most of its time minimising (0 execs/s), not fuzzing.
-fuzztime="${PGMQOTEL_FUZZTIME:-10s}"
+# PGMQOTEL_FUZZTIME lengthens them, e.g. PGMQOTEL_FUZZTIME=5000000x.
+# Both bounds are counts, not durations: a duration makes Go 1.26's fuzz
+# coordinator race its own deadline and, now and then, fail a target with
+# a bare "context deadline exceeded" and no failing input
+# (go.dev/issue/75804, fixed in Go 1.27). 70,000 inputs take about 10 s
+# here. Minimisation is bounded too: with its default of 60s per new
+# input, a 10s run spent most of its time minimising, not fuzzing.
+fuzztime="${PGMQOTEL_FUZZTIME:-70000x}"
 for target in FuzzValidateQueueName FuzzQuoteIdentifier; do
 	if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x ./pgmqclient; then
 		[ "$status" -eq 0 ] && status=1
