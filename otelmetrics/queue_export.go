@@ -101,7 +101,7 @@ func (s *queueSampler) queueFailures(depths []pgmqclient.QueueDepth) {
 			continue
 		}
 		if typ := queueErrorType(d.Err); typ != "" {
-			s.countFailure(typ)
+			s.failures.count(typ)
 		}
 		if msg := d.Err.Error(); s.queueReports[d.Queue] != msg {
 			s.queueReports[d.Queue] = msg
@@ -114,27 +114,6 @@ func (s *queueSampler) queueFailures(depths []pgmqclient.QueueDepth) {
 		}
 	}
 	s.cardinality.check(len(depths))
-}
-
-// countFailure adds one to pgmq.sampler.errors for error.type typ.
-func (s *queueSampler) countFailure(typ string) {
-	s.failures.count(typ)
-}
-
-// count adds one failure of error.type typ without reporting it (the
-// caller reports per queue).
-func (f *failureCounts) count(typ string) {
-	f.mu.Lock()
-	if f.counts == nil {
-		f.counts = map[string]*failureCount{}
-	}
-	c := f.counts[typ]
-	if c == nil {
-		c = &failureCount{attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrErrorType, typ)))}
-		f.counts[typ] = c
-	}
-	f.mu.Unlock()
-	c.n.Add(1)
 }
 
 // validateQueuePatterns checks the include and exclude patterns before any

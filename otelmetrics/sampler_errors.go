@@ -65,6 +65,20 @@ type failureCount struct {
 // last failed with the same type.
 func (f *failureCounts) add(op string, err error) {
 	typ := errorType(err)
+	f.count(typ)
+	key := op + "/" + typ
+	f.mu.Lock()
+	report := key != f.reported
+	f.reported = key
+	f.mu.Unlock()
+	if report {
+		otel.Handle(err)
+	}
+}
+
+// count adds one failure of error.type typ without reporting it (callers
+// that report per queue do so themselves).
+func (f *failureCounts) count(typ string) {
 	f.mu.Lock()
 	if f.counts == nil {
 		f.counts = map[string]*failureCount{}
@@ -74,14 +88,8 @@ func (f *failureCounts) add(op string, err error) {
 		c = &failureCount{attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrErrorType, typ)))}
 		f.counts[typ] = c
 	}
-	key := op + "/" + typ
-	report := key != f.reported
-	f.reported = key
 	f.mu.Unlock()
 	c.n.Add(1)
-	if report {
-		otel.Handle(err)
-	}
 }
 
 // reportOnce hands err to otel.Handle unless key was the last thing

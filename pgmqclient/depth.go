@@ -670,15 +670,8 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 	if grouping && m <= maxSpeculated {
 		s.spec = stmts
 	}
-	for i, q := range probed {
-		if errs[i] != nil {
-			q.err = errs[i]
-			continue
-		}
-		if len(rows[i]) != 1 {
-			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i]))
-		}
-		applyProbe(q, rows[i][0])
+	if err := applyProbes(probed, rows, errs); err != nil {
+		return err
 	}
 	if len(deep) > 0 {
 		if errs[n] == nil {
@@ -782,17 +775,7 @@ func (s *DepthSampler) probeAlone(ctx context.Context, run depthRunner, deep []*
 	if err != nil {
 		return err
 	}
-	for i, q := range deep {
-		if errs[i] != nil {
-			q.err = errs[i]
-			continue
-		}
-		if len(rows[i]) != 1 {
-			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i]))
-		}
-		applyProbe(q, rows[i][0])
-	}
-	return nil
+	return applyProbes(deep, rows, errs)
 }
 
 // sampleStmt draws sampleProbes ids (splitProbes when the states must be
@@ -861,4 +844,20 @@ func (s *DepthSampler) results(queues []*depthQueue, now time.Time) []QueueDepth
 		}
 	}
 	return out
+}
+
+// applyProbes applies the probe results of qs, in order: a statement that
+// failed marks its queue's error, one that answered applies its single row.
+func applyProbes(qs []*depthQueue, rows []depthRows, errs []error) error {
+	for i, q := range qs {
+		if errs[i] != nil {
+			q.err = errs[i]
+			continue
+		}
+		if len(rows[i]) != 1 {
+			return fmt.Errorf("pgmqclient: probe of %s returned %d rows", q.name, len(rows[i]))
+		}
+		applyProbe(q, rows[i][0])
+	}
+	return nil
 }
