@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,36 +52,8 @@ func TestDevstackCreatesDirAndKeepsLogs(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build devstack: %v\n%s", err, out)
 	}
-	var addrs []string
-	for range 5 {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, lis.Addr().String())
-		lis.Close()
-	}
 	dir := filepath.Join(t.TempDir(), "not", "yet", "there")
-	cmd := exec.Command(bin, "-dir", dir, "-interval", "1s",
-		"-otlp-grpc", addrs[0], "-otlp-http", addrs[1], "-exporter", addrs[2], "-telemetry", addrs[3], "-prometheus", addrs[4])
-	cmd.Env = append(os.Environ(), "OTELCOL_BIN="+collector)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	stack.WaitFor(t, 2*time.Minute, "the stack to come up", func(context.Context) error {
-		if s := out.String(); !strings.Contains(s, "dev stack is up") {
-			return &notYet{s}
-		}
-		return nil
-	})
+	cmd, done, out := startDevstack(t, bin, dir, collector)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +74,59 @@ func TestDevstackCreatesDirAndKeepsLogs(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("log not kept: %v", err)
 		}
+	}
+}
+
+// startDevstack runs devstack on fixed ports until it reports the stack up.
+// Fixed ports can still be taken by another program between choosing and
+// binding them; a run that exits before it is up for that reason (its
+// output says "address already in use" or "is not free") is retried on
+// new ports, at most three times. Any other early exit fails the test at
+// once, with the output.
+func startDevstack(t *testing.T, bin, dir, collector string) (*exec.Cmd, chan error, *lockedBuffer) {
+	t.Helper()
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		addrs, err := stack.FixedAddrs(5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-dir", dir, "-interval", "1s",
+			"-otlp-grpc", addrs[0], "-otlp-http", addrs[1], "-exporter", addrs[2], "-telemetry", addrs[3], "-prometheus", addrs[4])
+		cmd.Env = append(os.Environ(), "OTELCOL_BIN="+collector)
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var exited error
+		stack.WaitFor(t, 2*time.Minute, "the stack to come up", func(context.Context) error {
+			select {
+			case err := <-done:
+				exited = fmt.Errorf("devstack exited before the stack was up: %v", err)
+				return nil
+			default:
+			}
+			if s := out.String(); !strings.Contains(s, "dev stack is up") {
+				return &notYet{s}
+			}
+			return nil
+		})
+		if exited == nil {
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-done
+			})
+			return cmd, done, out
+		}
+		s := out.String()
+		busy := strings.Contains(s, "address already in use") || strings.Contains(s, "is not free")
+		if !busy || attempt == attempts {
+			t.Fatalf("%v (attempt %d of %d)\n%s", exited, attempt, attempts, s)
+		}
+		t.Logf("attempt %d: a port was taken before devstack bound it; retrying on new ports", attempt)
 	}
 }
 
