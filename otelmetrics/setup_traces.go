@@ -2,9 +2,13 @@ package otelmetrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/propagators/autoprop"
@@ -12,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/pgmqotel/pgmqotel/internal/spanbatch"
 )
 
 // Variables NewTracerProvider reads itself; autoexport, autoprop and the
@@ -86,7 +92,9 @@ func WithTracerResource(r *resource.Resource) TracerProviderOption {
 //     _COMPRESSION, _CERTIFICATE...: read by the OTLP exporter.
 //   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: read by the SDK
 //     (default parentbased_always_on).
-//   - OTEL_BSP_*: the batcher's queue size, delay and timeouts (SDK).
+//   - OTEL_BSP_SCHEDULE_DELAY, _EXPORT_TIMEOUT (milliseconds),
+//     _MAX_QUEUE_SIZE, _MAX_EXPORT_BATCH_SIZE: the batcher's, as for the
+//     SDK's BatchSpanProcessor (see NewSpanBatcher).
 //   - OTEL_SDK_DISABLED=true: no exporter; spans are not recorded (the
 //     sampler drops them all) but the context still propagates.
 //   - OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES: the resource.
@@ -106,6 +114,11 @@ func NewTracerProvider(ctx context.Context, opts ...TracerProviderOption) (*sdkt
 	if err != nil {
 		return nil, err
 	}
+	// Read before the exporter exists, which would need a Shutdown.
+	batch, err := spanBatcherConfig()
+	if err != nil {
+		return nil, err
+	}
 	exp := cfg.exporter
 	if exp == nil {
 		if exp, err = newSpanExporter(ctx); err != nil {
@@ -114,12 +127,69 @@ func NewTracerProvider(ctx context.Context, opts ...TracerProviderOption) (*sdkt
 	}
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if !autoexport.IsNoneSpanExporter(exp) {
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(spanbatch.New(exp, batch)))
 	}
 	for _, p := range cfg.processors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
 	}
 	return sdktrace.NewTracerProvider(tpOpts...), nil
+}
+
+// NewSpanBatcher returns the span processor NewTracerProvider exports
+// through: spans are exported in batches by a background goroutine, with
+// the SDK BatchSpanProcessor's settings and defaults, read from the same
+// variables (OTEL_BSP_SCHEDULE_DELAY 5000 ms, OTEL_BSP_EXPORT_TIMEOUT
+// 30000 ms, OTEL_BSP_MAX_QUEUE_SIZE 2048, OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+// 512; a value that is not a positive integer is an *EnvError). Unlike the
+// SDK's, it does not wake its goroutine for every span that ends, only when
+// a batch is full or the delay has passed, which takes most of a sampled
+// span's cost off the instrumented call (BENCHMARKS.md, bar 6). A full
+// queue drops spans and reports how many through otel.Handle. Use it with
+// a TracerProvider of your own: sdktrace.WithSpanProcessor(batcher).
+func NewSpanBatcher(exp sdktrace.SpanExporter) (sdktrace.SpanProcessor, error) {
+	if exp == nil {
+		return nil, errors.New("otelmetrics: NewSpanBatcher: nil exporter")
+	}
+	cfg, err := spanBatcherConfig()
+	if err != nil {
+		return nil, err
+	}
+	return spanbatch.New(exp, cfg), nil
+}
+
+// spanBatcherConfig reads OTEL_BSP_*.
+func spanBatcherConfig() (spanbatch.Config, error) {
+	var cfg spanbatch.Config
+	for _, v := range []struct {
+		name string
+		def  int
+		set  func(int)
+		ms   bool
+	}{
+		{"OTEL_BSP_SCHEDULE_DELAY", 5000, func(n int) { cfg.ScheduleDelay = time.Duration(n) * time.Millisecond }, true},
+		{"OTEL_BSP_EXPORT_TIMEOUT", 30000, func(n int) { cfg.ExportTimeout = time.Duration(n) * time.Millisecond }, true},
+		{"OTEL_BSP_MAX_QUEUE_SIZE", spanbatch.DefaultMaxQueueSize, func(n int) { cfg.MaxQueueSize = n }, false},
+		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", spanbatch.DefaultMaxExportBatchSize, func(n int) { cfg.MaxExportBatchSize = n }, false},
+	} {
+		raw, set := lookup(v.name)
+		if !set {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		limit := math.MaxInt32
+		if v.ms {
+			limit = int(math.MaxInt64 / int64(time.Millisecond))
+		}
+		if err != nil || n <= 0 || n > limit {
+			unit := "a positive whole number"
+			if v.ms {
+				unit += " of milliseconds, no unit"
+			}
+			return cfg, &EnvError{Name: v.name, Value: raw, Supported: unit, Instead: strconv.Itoa(v.def)}
+		}
+		v.set(n)
+	}
+	return cfg, nil
 }
 
 // newSpanExporter asks autoexport for the exporter, except that an OTLP

@@ -2,6 +2,7 @@ package otelmetrics
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -78,7 +79,8 @@ func startTraceSinks(t *testing.T) (grpcSink, httpSink *traceSink, grpcURL, http
 func clearTraceEnv(t *testing.T) {
 	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL",
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_PROPAGATORS"} {
+		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_PROPAGATORS",
+		"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"} {
 		t.Setenv(k, "")
 	}
 }
@@ -102,6 +104,8 @@ func TestNewTracerProviderFromEnv(t *testing.T) {
 		{name: "ratio 0", env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, to: "grpc"},
 		{name: "disabled", env: map[string]string{"OTEL_SDK_DISABLED": "TRUE"}},
 		{name: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "nonesuch"}, wantErr: true},
+		{name: "batch size not a number", env: map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "lots"}, wantErr: true},
+		{name: "delay with a unit", env: map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "5s"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearTraceEnv(t)
@@ -148,6 +152,39 @@ func TestNewTracerProviderFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// The batcher reads OTEL_BSP_*: with batches of one span and an hour's
+// delay, a span reaches the collector at once, before any flush; a value
+// the SDK would silently replace is an *EnvError naming the variable.
+func TestSpanBatcherFromEnv(t *testing.T) {
+	clearTraceEnv(t)
+	g, _, url, _ := startTraceSinks(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "3600000")
+	t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	tp, err := NewTracerProvider(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tp.Shutdown(ctx) }()
+	_, span := tp.Tracer("test").Start(ctx, "at-once")
+	span.End()
+	eventually(t, hangGuard, "the span exported without a flush", func() bool { return len(g.got()) == 1 })
+
+	t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "-1")
+	_, err = NewSpanBatcher(tracetestNoop{})
+	var envErr *EnvError
+	if !errors.As(err, &envErr) || envErr.Name != "OTEL_BSP_MAX_QUEUE_SIZE" || envErr.Instead != "2048" {
+		t.Fatalf("NewSpanBatcher with OTEL_BSP_MAX_QUEUE_SIZE=-1: %v, want an *EnvError naming it, instead 2048", err)
+	}
+}
+
+type tracetestNoop struct{}
+
+func (tracetestNoop) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (tracetestNoop) Shutdown(context.Context) error                             { return nil }
 
 // Nil options are ignored; an added processor sees the spans next to the
 // exporter.

@@ -1,0 +1,259 @@
+package spanbatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Defaults, the SDK's (and the specification's) for the batch span
+// processor.
+const (
+	DefaultScheduleDelay      = 5 * time.Second
+	DefaultExportTimeout      = 30 * time.Second
+	DefaultMaxQueueSize       = 2048
+	DefaultMaxExportBatchSize = 512
+)
+
+// Config holds the processor's settings; a zero field takes its default.
+type Config struct {
+	// ScheduleDelay is the longest a span waits in the queue before it is
+	// exported.
+	ScheduleDelay time.Duration
+	// ExportTimeout bounds one export.
+	ExportTimeout time.Duration
+	// MaxQueueSize is how many spans wait at most; more are dropped.
+	MaxQueueSize int
+	// MaxExportBatchSize is how many spans one export carries at most; a
+	// queue that reaches it is exported at once. It is cut to
+	// MaxQueueSize.
+	MaxExportBatchSize int
+}
+
+func (c Config) withDefaults() Config {
+	if c.ScheduleDelay <= 0 {
+		c.ScheduleDelay = DefaultScheduleDelay
+	}
+	if c.ExportTimeout <= 0 {
+		c.ExportTimeout = DefaultExportTimeout
+	}
+	if c.MaxQueueSize <= 0 {
+		c.MaxQueueSize = DefaultMaxQueueSize
+	}
+	if c.MaxExportBatchSize <= 0 {
+		c.MaxExportBatchSize = DefaultMaxExportBatchSize
+	}
+	c.MaxExportBatchSize = min(c.MaxExportBatchSize, c.MaxQueueSize)
+	return c
+}
+
+// Processor is the batching span processor. Build it with New.
+type Processor struct {
+	exp sdktrace.SpanExporter
+	cfg Config
+
+	mu      sync.Mutex
+	queue   []sdktrace.ReadOnlySpan
+	dropped int // since the last report
+	stopped bool
+
+	full chan struct{} // a batch is ready (capacity 1: wakes coalesce)
+	stop chan struct{} // closed by Shutdown
+	done chan struct{} // closed when the goroutine has returned
+
+	exportMu     sync.Mutex // one export at a time, in queue order
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+var _ sdktrace.SpanProcessor = (*Processor)(nil)
+
+// New returns a processor exporting to exp and starts its goroutine;
+// Shutdown stops it.
+func New(exp sdktrace.SpanExporter, cfg Config) *Processor {
+	cfg = cfg.withDefaults()
+	p := &Processor{
+		exp:   exp,
+		cfg:   cfg,
+		queue: make([]sdktrace.ReadOnlySpan, 0, cfg.MaxExportBatchSize),
+		full:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+// OnStart does nothing.
+func (*Processor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+// OnEnd queues s if it is sampled, without waking the export goroutine
+// unless s completes a batch. A full queue drops s.
+func (p *Processor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		return
+	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	if len(p.queue) >= p.cfg.MaxQueueSize {
+		p.dropped++
+		p.mu.Unlock()
+		return
+	}
+	p.queue = append(p.queue, s)
+	ready := len(p.queue) == p.cfg.MaxExportBatchSize
+	p.mu.Unlock()
+	if ready {
+		select {
+		case p.full <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// run exports the queue when a batch is full or the schedule delay has
+// passed, until Shutdown.
+func (p *Processor) run() {
+	defer close(p.done)
+	timer := time.NewTimer(p.cfg.ScheduleDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.full:
+			// Only full batches: the rest waits for the delay.
+			_ = p.export(context.Background(), true, false)
+		case <-timer.C:
+			_ = p.export(context.Background(), false, false)
+			timer.Reset(p.cfg.ScheduleDelay)
+		}
+	}
+}
+
+// take removes up to one batch from the head of the queue, or nothing
+// when fullOnly and less than a batch waits. It also returns and resets
+// the drop count.
+func (p *Processor) take(fullOnly bool) ([]sdktrace.ReadOnlySpan, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dropped := p.dropped
+	p.dropped = 0
+	n := min(len(p.queue), p.cfg.MaxExportBatchSize)
+	if n == 0 || fullOnly && n < p.cfg.MaxExportBatchSize {
+		return nil, dropped
+	}
+	batch := make([]sdktrace.ReadOnlySpan, n)
+	copy(batch, p.queue)
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:]) // no references to exported spans
+	p.queue = p.queue[:rest]
+	return batch, dropped
+}
+
+// export sends the queue to the exporter, a batch per call, until it is
+// empty (or holds less than a batch, when fullOnly) or ctx ends. When ctx
+// ends first, final (Shutdown) drops what is left and says so; otherwise
+// it stays queued for the next export. Export errors go to otel.Handle;
+// the first is returned.
+func (p *Processor) export(ctx context.Context, fullOnly, final bool) error {
+	p.exportMu.Lock()
+	defer p.exportMu.Unlock()
+	var first error
+	for {
+		if err := ctx.Err(); err != nil {
+			if n := p.drainIf(final); n > 0 {
+				otel.Handle(&DropError{Dropped: n, Reason: "shutdown ended: " + err.Error()})
+			}
+			return errors.Join(first, err)
+		}
+		batch, dropped := p.take(fullOnly)
+		if dropped > 0 {
+			otel.Handle(&DropError{Dropped: dropped, Reason: fmt.Sprintf("queue full (%d spans, OTEL_BSP_MAX_QUEUE_SIZE)", p.cfg.MaxQueueSize)})
+		}
+		if len(batch) == 0 {
+			return first
+		}
+		ectx, cancel := context.WithTimeout(ctx, p.cfg.ExportTimeout)
+		err := p.exp.ExportSpans(ectx, batch)
+		cancel()
+		if err != nil {
+			otel.Handle(err)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+}
+
+// drainIf empties the queue, if do, and returns how many spans it held.
+func (p *Processor) drainIf(do bool) int {
+	if !do {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.queue)
+	clear(p.queue)
+	p.queue = p.queue[:0]
+	return n
+}
+
+// ForceFlush exports every span queued so far, within ctx.
+func (p *Processor) ForceFlush(ctx context.Context) error {
+	return p.export(ctx, false, false)
+}
+
+// Shutdown stops the goroutine, exports what is queued and shuts the
+// exporter down, within ctx. Spans that end afterwards are dropped. Only
+// the first call does anything; later ones return its result.
+func (p *Processor) Shutdown(ctx context.Context) error {
+	p.shutdownOnce.Do(func() {
+		p.mu.Lock()
+		p.stopped = true
+		p.mu.Unlock()
+		close(p.stop)
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			// The goroutine is still in an export (bounded by the export
+			// timeout); what waits behind it is dropped.
+			if n := p.drainIf(true); n > 0 {
+				otel.Handle(&DropError{Dropped: n, Reason: "shutdown ended: " + ctx.Err().Error()})
+			}
+			p.shutdownErr = ctx.Err()
+			return
+		}
+		err := p.export(ctx, false, true)
+		p.shutdownErr = errors.Join(err, p.exp.Shutdown(ctx))
+	})
+	return p.shutdownErr
+}
+
+// DropError reports spans dropped: the queue was full (the exporter too
+// slow or unreachable for the rate of spans), or a flush or shutdown ran
+// out of time.
+type DropError struct {
+	Dropped int
+	Reason  string
+}
+
+// Error implements error.
+func (e *DropError) Error() string {
+	return fmt.Sprintf("spanbatch: dropped %d spans: %s", e.Dropped, e.Reason)
+}
+
+// Queued returns how many spans wait for export.
+func (p *Processor) Queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
