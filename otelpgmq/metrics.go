@@ -3,6 +3,7 @@ package otelpgmq
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -46,17 +47,32 @@ var WaitBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 
 // instruments are the registered instruments and the attribute sets built
 // for them.
+//
+// The three message counters (sent, consumed, redeliveries) are
+// asynchronous: a send or receive adds to an atomic counter kept with its
+// attribute set, and one callback reports them all at collection. The
+// exported points are the same as a synchronous Counter's (a monotonic,
+// cumulative Sum, or deltas under a delta temporality), without the SDK's
+// per-measurement work on the caller's path, which cost about 1 % of a
+// Send (BENCHMARKS.md, bar 6). Counters carry no exemplars either way
+// worth having; the duration histograms stay synchronous and keep theirs.
 type instruments struct {
-	sent         messagingconv.ClientSentMessages
-	consumed     messagingconv.ClientConsumedMessages
+	sent         metric.Int64ObservableCounter
+	consumed     metric.Int64ObservableCounter
+	redeliveries metric.Int64ObservableCounter
 	opDuration   messagingconv.ClientOperationDuration
 	procDuration messagingconv.ProcessDuration
 	wait         metric.Float64Histogram
-	redeliveries metric.Int64Counter
 	waitSkipped  metric.Int64Counter
 
-	sets sync.Map // setKey -> *measureOpts
+	sets    sync.Map     // setKey -> *measureOpts
+	errSets atomic.Int32 // error sets stored in sets, bounded by maxErrorSets
 }
+
+// maxErrorSets bounds the attribute sets kept for failures (a set per
+// queue, operation and error type): past it, new error types count as
+// error.type _OTHER, as the conventions say for values out of bounds.
+const maxErrorSets = 1000
 
 func newInstruments(mp metric.MeterProvider) *instruments {
 	if mp == nil {
@@ -66,10 +82,14 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 		metric.WithSchemaURL(semconv.SchemaURL))
 	in := &instruments{}
 	var err error
-	if in.sent, err = messagingconv.NewClientSentMessages(meter); err != nil {
+	var sent messagingconv.ClientSentMessages
+	var consumed messagingconv.ClientConsumedMessages
+	if in.sent, err = meter.Int64ObservableCounter(sent.Name(),
+		metric.WithUnit(sent.Unit()), metric.WithDescription(sent.Description())); err != nil {
 		otel.Handle(err)
 	}
-	if in.consumed, err = messagingconv.NewClientConsumedMessages(meter); err != nil {
+	if in.consumed, err = meter.Int64ObservableCounter(consumed.Name(),
+		metric.WithUnit(consumed.Unit()), metric.WithDescription(consumed.Description())); err != nil {
 		otel.Handle(err)
 	}
 	if in.opDuration, err = messagingconv.NewClientOperationDuration(meter,
@@ -86,9 +106,12 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 		metric.WithExplicitBucketBoundaries(WaitBuckets...)); err != nil {
 		otel.Handle(err)
 	}
-	if in.redeliveries, err = meter.Int64Counter(MetricRedeliveries,
+	if in.redeliveries, err = meter.Int64ObservableCounter(MetricRedeliveries,
 		metric.WithUnit("{message}"),
 		metric.WithDescription("Messages received again after an earlier read (read_ct > 1).")); err != nil {
+		otel.Handle(err)
+	}
+	if _, err := meter.RegisterCallback(in.observe, in.sent, in.consumed, in.redeliveries); err != nil {
 		otel.Handle(err)
 	}
 	if in.waitSkipped, err = meter.Int64Counter(MetricWaitSkipped,
@@ -106,22 +129,53 @@ type setKey struct {
 }
 
 // measureOpts are one attribute set as the option lists the instruments'
-// Add and Record take. Passing a kept list, rather than one option per
-// call, spares the variadic slice each measurement would allocate.
+// Add, Record and Observe take, and the message counts kept under it.
+// Passing a kept list, rather than one option per call, spares the
+// variadic slice each measurement would allocate.
 type measureOpts struct {
 	add []metric.AddOption
 	rec []metric.RecordOption
+	obs []metric.ObserveOption
+
+	// Counts of the asynchronous counters. A set belongs to one of them
+	// (its operation name tells which), so at most one is ever non-zero.
+	sent, consumed, redelivered atomic.Int64
 }
 
 func newMeasureOpts(set attribute.Set) *measureOpts {
 	o := metric.WithAttributeSet(set)
-	return &measureOpts{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
+	return &measureOpts{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}, obs: []metric.ObserveOption{o}}
 }
 
-// attrs returns the measurement options for k, building them once.
+// observe reports the message counters: every attribute set that has
+// counted something.
+func (in *instruments) observe(_ context.Context, o metric.Observer) error {
+	in.sets.Range(func(_, v any) bool {
+		m := v.(*measureOpts)
+		if n := m.sent.Load(); n > 0 {
+			o.ObserveInt64(in.sent, n, m.obs...)
+		}
+		if n := m.consumed.Load(); n > 0 {
+			o.ObserveInt64(in.consumed, n, m.obs...)
+		}
+		if n := m.redelivered.Load(); n > 0 {
+			o.ObserveInt64(in.redeliveries, n, m.obs...)
+		}
+		return true
+	})
+	return nil
+}
+
+// attrs returns the measurement options for k, building them once. Sets
+// with an error type are kept too (the counters live in them), up to
+// maxErrorSets; past that an unseen error type becomes _OTHER.
 func (in *instruments) attrs(k setKey) *measureOpts {
 	if o, ok := in.sets.Load(k); ok {
 		return o.(*measureOpts)
+	}
+	if k.errType != "" && k.errType != errTypeOther && in.errSets.Load() >= maxErrorSets {
+		k.errType = errTypeOther
+		return in.attrs(k)
 	}
 	kv := make([]attribute.KeyValue, 0, 5)
 	kv = append(kv, semconv.MessagingSystemKey.String(System), semconv.MessagingDestinationName(k.queue))
@@ -135,13 +189,15 @@ func (in *instruments) attrs(k setKey) *measureOpts {
 		kv = append(kv, semconv.ErrorTypeKey.String(k.errType))
 	}
 	o := newMeasureOpts(attribute.NewSet(kv...))
-	// Error types are few, but bound the cache anyway: a caller could make
-	// up queue names without end.
-	if k.errType == "" {
-		in.sets.Store(k, o)
+	actual, loaded := in.sets.LoadOrStore(k, o)
+	if !loaded && k.errType != "" {
+		in.errSets.Add(1)
 	}
-	return o
+	return actual.(*measureOpts)
 }
+
+// errTypeOther is the conventions' error.type for values past a bound.
+const errTypeOther = "_OTHER"
 
 func (in *instruments) recordOperation(ctx context.Context, k setKey, seconds float64) {
 	in.opDuration.Inst().Record(ctx, seconds, in.attrs(k).rec...)

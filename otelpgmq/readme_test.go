@@ -25,6 +25,11 @@ func (m *recordingMeter) Int64Counter(name string, opts ...metric.Int64CounterOp
 	return m.Meter.Int64Counter(name, opts...)
 }
 
+func (m *recordingMeter) Int64ObservableCounter(name string, opts ...metric.Int64ObservableCounterOption) (metric.Int64ObservableCounter, error) {
+	m.instruments[name] = "Counter (async) " + metric.NewInt64ObservableCounterConfig(opts...).Unit()
+	return m.Meter.Int64ObservableCounter(name, opts...)
+}
+
 func (m *recordingMeter) Float64Histogram(name string, opts ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
 	m.instruments[name] = "Histogram " + metric.NewFloat64HistogramConfig(opts...).Unit()
 	return m.Meter.Float64Histogram(name, opts...)

@@ -196,13 +196,13 @@ func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pg
 // finishSend records sent.messages and operation.duration.
 func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
 	if err == nil && s.st != nil {
-		t.inst.sent.Inst().Add(ctx, int64(n), s.st.count.add...)
+		s.st.count.sent.Add(int64(n))
 		t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), s.st.duration.rec...)
 		return
 	}
 	et := errType(err)
 	op := string(s.op)
-	t.inst.sent.Inst().Add(ctx, int64(n), t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).add...)
+	t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).sent.Add(int64(n))
 	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "send", errType: et}, end.Sub(s.start).Seconds())
 }
 
@@ -278,7 +278,7 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	}
 	t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), duration.rec...)
 	if n := len(data.Messages); n > 0 {
-		t.inst.consumed.Inst().Add(ctx, int64(n), count.add...)
+		count.consumed.Add(int64(n))
 		t.measureMessages(ctx, s, st.queue, data.Messages, end)
 	}
 	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
@@ -346,7 +346,7 @@ func (t *Tracer) measureMessages(ctx context.Context, s *opState, attrs *measure
 		}
 	}
 	if again > 0 {
-		t.inst.redeliveries.Add(ctx, again, attrs.add...)
+		attrs.redelivered.Add(again)
 	}
 }
 
