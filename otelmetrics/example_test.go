@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 )
@@ -149,4 +151,28 @@ func ExampleNewMeterProvider() {
 	}
 	defer m.Close()
 	// ... run the program ...
+}
+
+// A TracerProvider of your own that exports through the module's span
+// batcher, as NewTracerProvider does, instead of the SDK's
+// BatchSpanProcessor: OTEL_BSP_* apply, and spans reach the exporter in
+// batches without a goroutine wake-up per span.
+func ExampleNewSpanBatcher() {
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx) // OTEL_EXPORTER_OTLP_* variables
+	if err != nil {
+		log.Fatal(err)
+	}
+	batcher, err := otelmetrics.NewSpanBatcher(exp)
+	if err != nil {
+		log.Fatal(err) // an *otelmetrics.EnvError naming a bad OTEL_BSP_* value
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(batcher))
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(sctx) // exports what is queued, then shuts the exporter down
+	}()
+	_, span := tp.Tracer("example").Start(ctx, "work")
+	span.End()
 }

@@ -7,7 +7,7 @@
 // processor sends every span over a channel to a goroutine that waits on
 // it, so every ended span wakes that goroutine, and the wake-up (a futex
 // call, another thread scheduled) lands on the caller's path: measured on
-// a PGMQ Send over loopback, about 4 % of the call (BENCHMARKS.md, bar 6).
+// a PGMQ Send over loopback, 2.5 to 4 % of the call (BENCHMARKS.md, bar 6).
 // Here OnEnd appends the span to a slice under a mutex, and the goroutine
 // wakes only when a batch is full, when the schedule delay has passed, or
 // for ForceFlush and Shutdown: once per 512 spans by default instead of
