@@ -69,9 +69,11 @@ type instruments struct {
 	errSets atomic.Int32 // error sets stored in sets, bounded by maxErrorSets
 }
 
-// maxErrorSets bounds the attribute sets kept for failures (a set per
-// queue, operation and error type): past it, new error types count as
-// error.type _OTHER, as the conventions say for values out of bounds.
+// maxErrorSets bounds the attribute sets kept for failures, a set per
+// queue, operation and error type: calls to queues that do not exist fail
+// under names without end. Past it, a failure with a new set is counted in
+// one overflow set, {messaging.system, otel.metric.overflow=true}, as the
+// SDK does past its cardinality limit: counted, not dropped.
 const maxErrorSets = 1000
 
 func newInstruments(mp metric.MeterProvider) *instruments {
@@ -126,6 +128,7 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 // attributes. errType is empty on success.
 type setKey struct {
 	queue, opName, opType, errType string
+	overflow                       bool // the one set past maxErrorSets
 }
 
 // measureOpts are one attribute set as the option lists the instruments'
@@ -138,7 +141,8 @@ type measureOpts struct {
 	obs []metric.ObserveOption
 
 	// Counts of the asynchronous counters. A set belongs to one of them
-	// (its operation name tells which), so at most one is ever non-zero.
+	// (its operation name tells which), except the overflow set, which
+	// may count for all three.
 	sent, consumed, redelivered atomic.Int64
 }
 
@@ -168,14 +172,18 @@ func (in *instruments) observe(_ context.Context, o metric.Observer) error {
 
 // attrs returns the measurement options for k, building them once. Sets
 // with an error type are kept too (the counters live in them), up to
-// maxErrorSets; past that an unseen error type becomes _OTHER.
+// maxErrorSets; past that a new one is the overflow set.
 func (in *instruments) attrs(k setKey) *measureOpts {
 	if o, ok := in.sets.Load(k); ok {
 		return o.(*measureOpts)
 	}
-	if k.errType != "" && k.errType != errTypeOther && in.errSets.Load() >= maxErrorSets {
-		k.errType = errTypeOther
-		return in.attrs(k)
+	if k.overflow {
+		o, _ := in.sets.LoadOrStore(k, newMeasureOpts(attribute.NewSet(
+			semconv.MessagingSystemKey.String(System), attribute.Bool(attrOverflow, true))))
+		return o.(*measureOpts)
+	}
+	if k.errType != "" && in.errSets.Load() >= maxErrorSets {
+		return in.attrs(setKey{overflow: true})
 	}
 	kv := make([]attribute.KeyValue, 0, 5)
 	kv = append(kv, semconv.MessagingSystemKey.String(System), semconv.MessagingDestinationName(k.queue))
@@ -196,8 +204,8 @@ func (in *instruments) attrs(k setKey) *measureOpts {
 	return actual.(*measureOpts)
 }
 
-// errTypeOther is the conventions' error.type for values past a bound.
-const errTypeOther = "_OTHER"
+// attrOverflow marks the overflow set, as the SDK marks its own.
+const attrOverflow = "otel.metric.overflow"
 
 func (in *instruments) recordOperation(ctx context.Context, k setKey, seconds float64) {
 	in.opDuration.Inst().Record(ctx, seconds, in.attrs(k).rec...)

@@ -11,23 +11,24 @@ import (
 )
 
 // The asynchronous counters report what was added under each attribute
-// set; error sets are kept up to maxErrorSets, and a further error type
-// counts as _OTHER instead of growing the set without end.
-func TestErrorSetsBoundedToOther(t *testing.T) {
+// set; error sets are kept up to maxErrorSets, and failures past it (here
+// sends to made-up queues) are counted in the one overflow set instead of
+// growing the sets without end.
+func TestErrorSetsBoundedByOverflow(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader),
 		sdkmetric.WithCardinalityLimit(maxErrorSets+10))
 	defer mp.Shutdown(context.Background())
 	in := newInstruments(mp)
 	for i := range maxErrorSets + 5 {
-		in.attrs(setKey{queue: "q", opName: "send", errType: fmt.Sprintf("type%d", i)}).sent.Add(1)
+		in.attrs(setKey{queue: fmt.Sprintf("made_up_%d", i), opName: "send", errType: "queue_not_found"}).sent.Add(1)
 	}
 	in.attrs(setKey{queue: "q", opName: "send"}).sent.Add(3)
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	byType := map[string]int64{}
+	var overflow, success, first int64
 	points := 0
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -40,13 +41,20 @@ func TestErrorSetsBoundedToOther(t *testing.T) {
 			}
 			for _, dp := range sum.DataPoints {
 				points++
-				v, _ := dp.Attributes.Value(attribute.Key("error.type"))
-				byType[v.AsString()] += dp.Value
+				q, _ := dp.Attributes.Value(attribute.Key("messaging.destination.name"))
+				switch o, _ := dp.Attributes.Value(attribute.Key(attrOverflow)); {
+				case o.AsBool():
+					overflow += dp.Value
+				case q.AsString() == "q":
+					success += dp.Value
+				case q.AsString() == "made_up_0":
+					first += dp.Value
+				}
 			}
 		}
 	}
-	if points != maxErrorSets+2 || byType[errTypeOther] != 5 || byType[""] != 3 || byType["type0"] != 1 {
-		t.Fatalf("%d points; _OTHER %d, success %d, type0 %d; want %d points, 5, 3, 1",
-			points, byType[errTypeOther], byType[""], byType["type0"], maxErrorSets+2)
+	if points != maxErrorSets+2 || overflow != 5 || success != 3 || first != 1 {
+		t.Fatalf("%d points; overflow %d, success %d, made_up_0 %d; want %d points, 5, 3, 1",
+			points, overflow, success, first, maxErrorSets+2)
 	}
 }
