@@ -66,14 +66,7 @@ type failureCount struct {
 func (f *failureCounts) add(op string, err error) {
 	typ := errorType(err)
 	f.count(typ)
-	key := op + "/" + typ
-	f.mu.Lock()
-	report := key != f.reported
-	f.reported = key
-	f.mu.Unlock()
-	if report {
-		otel.Handle(err)
-	}
+	f.reportOnce(op+"/"+typ, err)
 }
 
 // count adds one failure of error.type typ without reporting it (callers

@@ -115,15 +115,7 @@ func TestNamesThroughWholeClient(t *testing.T) {
 // install it, never "queue not found".
 func TestMissingPGMQIsNotAMissingQueue(t *testing.T) {
 	ctx, c, db := setup(t)
-	if db.Install == "extension" {
-		_, err := db.Pool.Exec(ctx, "DROP EXTENSION pgmq CASCADE")
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS pgmq CASCADE"); err != nil {
-		t.Fatal(err)
-	}
+	db.RemovePGMQ(t)
 	calls := append(clientCalls[:len(clientCalls):len(clientCalls)], struct {
 		name string
 		do   func(*pgmqclient.Client, string) error

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -44,15 +43,7 @@ func getDatabase(t *testing.T, url string) (int, databaseState) {
 // "reachable": false; a healthy one says PGMQ is installed.
 func TestHealthTellsPGMQMissingFromDatabaseDown(t *testing.T) {
 	db := pgmqtest.New(t)
-	ctx := context.Background()
-	if db.Install == pgmqtest.InstallExtension {
-		if _, err := db.Pool.Exec(ctx, "DROP EXTENSION pgmq CASCADE"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS pgmq CASCADE"); err != nil {
-		t.Fatal(err)
-	}
+	db.RemovePGMQ(t)
 
 	r := start(t, testConfig(db.URL))
 	var (

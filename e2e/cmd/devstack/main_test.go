@@ -38,14 +38,7 @@ func plainDatabase(t *testing.T) (*pgx.Conn, string) {
 	t.Helper()
 	db := pgmqtest.New(t)
 	ctx := context.Background()
-	if db.Install == pgmqtest.InstallExtension {
-		if _, err := db.Pool.Exec(ctx, "DROP EXTENSION pgmq CASCADE"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS pgmq CASCADE"); err != nil {
-		t.Fatal(err)
-	}
+	db.RemovePGMQ(t)
 	conn, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
 		t.Fatal(err)
