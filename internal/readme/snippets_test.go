@@ -1,4 +1,4 @@
-// Package readme holds the test that compiles the README's Go snippets.
+// The test that compiles the README's Go snippets.
 package readme
 
 import (
