@@ -75,15 +75,7 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 100, LockTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 100, LockTimeout: 50 * time.Millisecond})
 	start := time.Now()
 	ds, err := s.Sample(ctx)
 	if err != nil {
@@ -166,15 +158,7 @@ func TestSampleDepthsKeepsNoPreparedStatements(t *testing.T) {
 	db := pgmqtest.New(t)
 	ctx := context.Background()
 	c := pgmqclient.New(db.Pool)
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{})
 	for i := range 5 {
 		q := fmt.Sprintf("churn_%d", i)
 		if err := c.CreateQueue(ctx, q); err != nil {
@@ -215,15 +199,7 @@ func TestSampleDepthsPreparesDeepQueuesOnly(t *testing.T) {
 	fillQueue(t, db, "small", 5)
 	waitForStatistics(t, db, "deep")
 	analyze(t, db, "deep")
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 100})
 	prepared := func() int {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE name ~ '^pgmqotel_depth_[0-9]+$'`,
@@ -269,15 +245,7 @@ func TestSampleDepthsBrokenDeepQueueAlone(t *testing.T) {
 	}
 	waitForStatistics(t, db, "deep_a", "deep_b")
 	analyze(t, db, "deep_a", "deep_b")
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 100})
 	if _, err := s.Sample(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -324,15 +292,7 @@ func TestSampleDepthsDeepQueueVisibleCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
 	for i := range 3 {
 		ds, err := s.Sample(ctx)
 		if err != nil {

@@ -63,15 +63,7 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 	cluster := pgcluster.Start(b, pgcluster.Options{})
 	db := pgmqtest.NewAt(b, cluster.URL(""))
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn, s := depthSampler(b, db.URL, pgmqclient.DepthOptions{})
 	want := map[string]int64{}
 	// sample takes one sample within the default sample timeout and says
 	// how long it took and whether every queue was reported, exact at or

@@ -216,3 +216,19 @@ func TestSampleDepthsMatchesPGMQMetrics(t *testing.T) {
 		}
 	}
 }
+
+// depthSampler opens a connection of its own to url (closed when the test
+// ends) and a DepthSampler on it, as otelmetrics runs one.
+func depthSampler(tb testing.TB, url string, opts pgmqclient.DepthOptions) (*pgx.Conn, *pgmqclient.DepthSampler) {
+	tb.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	s, err := pgmqclient.NewDepthSampler(conn, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return conn, s
+}
