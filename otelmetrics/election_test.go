@@ -3,11 +3,13 @@ package otelmetrics
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/pgmqotel/pgmqotel/internal/election"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
@@ -153,7 +155,7 @@ func TestSamplerSetsNothingOnTheSession(t *testing.T) {
 // A sample reused within the minimum interval is not reported once its
 // term has ended: a replica that no longer leads reports nothing from its
 // old term, even from memory. The term ends here by resignation, as when
-// the replica's exports fail.
+// the replica closes.
 func TestCachedSampleOfEndedTermNotReported(t *testing.T) {
 	db := pgmqtest.New(t)
 	if err := pgmqclient.New(db.Pool).CreateQueue(context.Background(), "jobs"); err != nil {
@@ -175,6 +177,39 @@ func TestCachedSampleOfEndedTermNotReported(t *testing.T) {
 	}
 	if n := m.sampler.samples.Load(); n != samples {
 		t.Fatalf("the sample was not reused (%d samples, then %d): the test proves nothing", samples, n)
+	}
+}
+
+// A leader whose exports fail marks its lease unhealthy, which a healthy
+// replica may take over at any moment: from that renewal on it exports no
+// queue figures (two replicas would report the same queues), yet keeps
+// showing them in its own Snapshot; once healthy again it reports again.
+func TestUnhealthyLeaderExportsNoDepthButShowsIt(t *testing.T) {
+	db := pgmqtest.New(t)
+	if err := pgmqclient.New(db.Pool).CreateQueue(context.Background(), "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	var healthy atomic.Bool
+	healthy.Store(true)
+	// Every collection samples (and renews), so each one writes the
+	// lease's health as it stands.
+	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithExportHealth(healthy.Load), WithMinSampleInterval(0))
+	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
+		t.Fatal("no depth from the healthy leader")
+	}
+	healthy.Store(false)
+	if pts := collect(t, r).points(MetricQueueDepth); len(pts) != 0 {
+		t.Fatalf("an unhealthy leader exported depth: %v", pts)
+	}
+	if st := m.sampler.elector.Status(); st.State != election.Leader {
+		t.Fatalf("alone, the unhealthy replica should still lead: %+v", st)
+	}
+	if s := m.Snapshot(context.Background()); s.QueueSampler.Role != RoleSampler || len(s.Queues) != 1 {
+		t.Fatalf("the unhealthy leader's own snapshot lost its queues: %+v %v", s.QueueSampler, s.Queues)
+	}
+	healthy.Store(true)
+	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
+		t.Fatal("no depth once healthy again")
 	}
 }
 

@@ -210,13 +210,22 @@ func (s *queueSampler) get(ctx context.Context) (*queueSample, error) {
 	}
 }
 
-// reportable reports whether sample's queue figures may be reported now:
-// it succeeded, as the sampler, in a term this replica still trusts.
+// reportable reports whether sample's queue figures may be exported now:
+// it succeeded, as the sampler, in a term this replica still trusts (held,
+// and its lease written healthy, so no other replica can be reporting).
 func (s *queueSampler) reportable(sample *queueSample) bool {
+	return s.current(sample) && (s.elector == nil || s.elector.Trusted(sample.term))
+}
+
+// current reports whether sample's queue figures are this replica's to
+// show in process (Snapshot): it succeeded, as the sampler, in a term this
+// replica still holds, healthy or not. A lone replica whose exports fail
+// still shows its queues on /healthz.
+func (s *queueSampler) current(sample *queueSample) bool {
 	if sample == nil || sample.err != nil || sample.role != RoleSampler {
 		return false
 	}
-	return s.elector == nil || s.elector.Trusted(sample.term)
+	return s.elector == nil || s.elector.Holds(sample.term)
 }
 
 // sample makes one attempt under the sample timeout. A connection that
@@ -248,6 +257,11 @@ func (s *queueSampler) attempt(ctx context.Context) *queueSample {
 		st, err := s.elector.Step(ctx)
 		switch {
 		case st.State == election.Leader:
+			// Still leading though the store failed (the term is held
+			// while its window lasts): count the failure all the same.
+			if err != nil {
+				s.failures.add(opElect, fmt.Errorf("otelmetrics: queue sampler: election: %w", err))
+			}
 			term = st.Term
 		case st.Reason == election.ReasonReadOnly:
 			// Not a failure: replicas on the primary elect the sampler.
@@ -269,7 +283,7 @@ func (s *queueSampler) attempt(ctx context.Context) *queueSample {
 		return s.failed(opSample, fmt.Errorf("otelmetrics: queue sampler: %w", err))
 	}
 	s.failures.ok()
-	if s.elector != nil && !s.elector.Trusted(term) {
+	if s.elector != nil && !s.elector.Holds(term) {
 		// The term ended while the sample ran (this process was frozen,
 		// or the database was slow past the trust window): its figures
 		// may overlap another leader's.

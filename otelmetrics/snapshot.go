@@ -114,7 +114,7 @@ func (m *Metrics) Snapshot(ctx context.Context) Snapshot {
 		ss.SampledAt, ss.Error = sample.at, sample.err.Error()
 	default:
 		ss.Role, ss.Reason, ss.SampledAt, ss.Healthy = sample.role, sample.reason, sample.at, true
-		if sample.role == RoleSampler && !m.sampler.reportable(sample) {
+		if sample.role == RoleSampler && !m.sampler.current(sample) {
 			// Taken in a term that has ended since: another replica
 			// may be reporting now.
 			ss.Role, ss.Reason = RoleStandby, "untrusted"

@@ -56,10 +56,13 @@
 //   - The leader reaches the database but its exports fail: the owner's
 //     health predicate turns false, the leader's next renewal marks its
 //     lease unhealthy, and the next healthy follower to Step takes it over
-//     at once; the old leader finds its lease lost at its next Step. Until
-//     then both may sample, but the old leader's exports fail, so only the
-//     new leader's depth reaches the backend. With no healthy follower the
-//     unhealthy leader keeps its lease.
+//     at once; the old leader finds its lease lost at its next Step. Since
+//     a lease written unhealthy can be taken before it expires, its term is
+//     held but not Trusted: the old leader may go on sampling for its own
+//     process, but reports nothing from the renewal that marked it
+//     unhealthy on, even if its exports come back in between. With no
+//     healthy follower the unhealthy leader keeps its lease, and reports
+//     again once a renewal writes it healthy.
 //   - A connection pooler in transaction mode: every store call is one
 //     short transaction and relies on no session state, so which server
 //     connection runs it does not matter, and Release works through it.

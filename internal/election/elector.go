@@ -98,6 +98,7 @@ type Elector struct {
 	mu         sync.Mutex
 	term       Term // zero while follower
 	trustUntil time.Time
+	exclusive  bool // the lease was last written healthy: no takeover before it expires
 	last       Status
 }
 
@@ -176,16 +177,29 @@ func (e *Elector) Status() Status {
 	return e.last
 }
 
-// Trusted reports whether term is this elector's current term and its
-// trust window has not run out: whether work done in term may be reported
-// now.
+// Trusted reports whether work done in term may be reported now: term is
+// this elector's current term, its trust window has not run out, and its
+// lease was last written healthy. A lease written unhealthy may be taken
+// over by a healthy replica at any moment, long before it expires, so the
+// window proves nothing about who else leads: the term is held (Holds)
+// but not trusted until a renewal writes the lease healthy again.
 func (e *Elector) Trusted(term Term) bool {
-	if term.IsZero() {
-		return false
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.term.Equal(term) && e.cfg.Now().Before(e.trustUntil)
+	return e.holdsLocked(term) && e.exclusive
+}
+
+// Holds reports whether term is this elector's current term and its trust
+// window has not run out, healthy or not: the leader's own view, for
+// in-process readers, never for reporting to a backend.
+func (e *Elector) Holds(term Term) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holdsLocked(term)
+}
+
+func (e *Elector) holdsLocked(term Term) bool {
+	return !term.IsZero() && e.term.Equal(term) && e.cfg.Now().Before(e.trustUntil)
 }
 
 // Equal reports whether t and u are the same term.
@@ -221,7 +235,7 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 		lease, err := e.store.Renew(ctx, RenewParams{Key: e.cfg.Key, Term: term, TTL: e.cfg.TTL, Healthy: healthy})
 		switch {
 		case err == nil:
-			return e.lead(lease.Term, start), nil
+			return e.lead(lease.Term, start, healthy), nil
 		case errors.Is(err, ErrLeaseLost):
 			e.follow(ReasonLost)
 			// The lease may be free: stand again at once.
@@ -229,8 +243,9 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 			// The server became a standby under us (a failover).
 			return e.follow(ReasonReadOnly), err
 		default:
-			// The store could not answer: the term lasts while trusted.
-			if e.Trusted(term) {
+			// The store could not answer: the term lasts while held (and
+			// stays trusted only if the lease was last written healthy).
+			if e.Holds(term) {
 				return Status{State: Leader, Term: term}, err
 			}
 			return e.follow(ReasonUntrusted), err
@@ -239,7 +254,7 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL, Healthy: healthy})
 	switch {
 	case err == nil:
-		return e.lead(lease.Term, start), nil
+		return e.lead(lease.Term, start, healthy), nil
 	case errors.Is(err, ErrHeld) && !healthy:
 		return e.follow(ReasonUnhealthy), nil
 	case errors.Is(err, ErrHeld):
@@ -251,19 +266,21 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	}
 }
 
-// lead records term as current, trusted until start + TTL - Margin.
-func (e *Elector) lead(term Term, start time.Time) Status {
+// lead records term as current, held until start + TTL - Margin, and
+// whether its lease was just written healthy.
+func (e *Elector) lead(term Term, start time.Time, healthy bool) Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.term = term
 	e.trustUntil = start.Add(e.cfg.TTL - e.cfg.Margin)
+	e.exclusive = healthy
 	return Status{State: Leader, Term: term}
 }
 
 func (e *Elector) follow(r Reason) Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.term, e.trustUntil = Term{}, time.Time{}
+	e.term, e.trustUntil, e.exclusive = Term{}, time.Time{}, false
 	return Status{State: Follower, Reason: r}
 }
 

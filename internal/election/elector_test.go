@@ -207,8 +207,16 @@ func TestUnhealthyLeaderYieldsToHealthy(t *testing.T) {
 	mustStep(t, a, Leader)
 	mustStep(t, b, Follower)
 	setA(false)
-	mustStep(t, a, Leader) // renews, marking its lease unhealthy
-	mustStep(t, b, Leader) // takes it over at once
+	aTerm := mustStep(t, a, Leader).Term // renews, marking its lease unhealthy
+	// From that renewal on a holds its term but may report nothing: b may
+	// take the lease before it expires.
+	if !a.Holds(aTerm) || a.Trusted(aTerm) {
+		t.Fatalf("a unhealthy: holds %v, trusted %v; want true, false", a.Holds(aTerm), a.Trusted(aTerm))
+	}
+	bTerm := mustStep(t, b, Leader).Term // takes it over at once
+	if !b.Trusted(bTerm) || a.Trusted(aTerm) {
+		t.Fatalf("after the takeover: b trusted %v, a trusted %v; want only b", b.Trusted(bTerm), a.Trusted(aTerm))
+	}
 	// a finds its lease lost, stands again at once, and may not take b's.
 	for range 2 {
 		if got := mustStep(t, a, Follower); got.Reason != ReasonUnhealthy {
@@ -218,11 +226,17 @@ func TestUnhealthyLeaderYieldsToHealthy(t *testing.T) {
 	if err := b.Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Alone and unhealthy, a leads: nobody else could.
-	mustStep(t, a, Leader)
-	// Healthy again, it keeps the lease against b.
+	// Alone and unhealthy, a leads (nobody else could), for itself only.
+	aTerm = mustStep(t, a, Leader).Term
+	if !a.Holds(aTerm) || a.Trusted(aTerm) {
+		t.Fatalf("a alone, unhealthy: holds %v, trusted %v; want true, false", a.Holds(aTerm), a.Trusted(aTerm))
+	}
+	// Healthy again, it is trusted and keeps the lease against b.
 	setA(true)
-	mustStep(t, a, Leader)
+	aTerm = mustStep(t, a, Leader).Term
+	if !a.Trusted(aTerm) {
+		t.Fatal("a, healthy again, is not trusted")
+	}
 	if got := mustStep(t, b, Follower); got.Reason != ReasonHeld {
 		t.Fatalf("b's reason = %q, want %q", got.Reason, ReasonHeld)
 	}
