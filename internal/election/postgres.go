@@ -24,8 +24,9 @@ import (
 // again.
 const PostgresTable = "pgmqotel.election_lease"
 
-// PostgresDDL creates the lease table. Run it once, in a migration, as a
-// role allowed to create a schema; or let the store run it at the first
+// PostgresDDL creates the lease table, or brings one created by an earlier
+// release up to date (the healthy column). Run it once, in a migration, as
+// a role allowed to create a schema; or let the store run it at the first
 // election when the electing role may. It is idempotent.
 const PostgresDDL = `CREATE SCHEMA IF NOT EXISTS pgmqotel;
 CREATE UNLOGGED TABLE IF NOT EXISTS pgmqotel.election_lease (
@@ -34,7 +35,8 @@ CREATE UNLOGGED TABLE IF NOT EXISTS pgmqotel.election_lease (
 	elected_at timestamptz NOT NULL,
 	expires_at timestamptz NOT NULL,
 	healthy    boolean NOT NULL DEFAULT true
-);`
+);
+ALTER TABLE pgmqotel.election_lease ADD COLUMN IF NOT EXISTS healthy boolean NOT NULL DEFAULT true;`
 
 // PostgresGrantSQL returns the statements that let role (a plain name,
 // quoted here) take part in elections when another role created the table.
@@ -215,7 +217,7 @@ func (p *Postgres) run(ctx context.Context, op, sql string) ([]*pgconn.Result, e
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "42P01", "3F000": // undefined_table, invalid_schema_name
+		case "42P01", "3F000", "42703": // undefined_table, invalid_schema_name, undefined_column (a table from an earlier release)
 			if !p.install {
 				return nil, fmt.Errorf("election: %s: %w: %w", op, ErrNotInstalled, err)
 			}

@@ -160,6 +160,67 @@ func TestPostgresStoreInstall(t *testing.T) {
 	}
 }
 
+// A lease table created by the release before the healthy column (the
+// same DDL without it) is brought up to date at the first call, its row
+// kept; without that every call failed with "column healthy does not
+// exist" and no replica ever sampled.
+func TestPostgresStoreUpgradesEarlierTable(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	const earlier = `CREATE SCHEMA IF NOT EXISTS pgmqotel;
+CREATE UNLOGGED TABLE IF NOT EXISTS pgmqotel.election_lease (
+	key        bigint PRIMARY KEY,
+	leader_id  text NOT NULL,
+	elected_at timestamptz NOT NULL,
+	expires_at timestamptz NOT NULL
+);
+INSERT INTO pgmqotel.election_lease VALUES (7, 'old', now(), now() + interval '1 hour');`
+	if _, err := db.Pool.Exec(ctx, earlier); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store(t, db.URL, WithCreateTable(false)).TryAcquire(ctx, AcquireParams{Key: 1, LeaderID: "a", TTL: time.Second}); !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("earlier table, WithCreateTable(false): %v, want ErrNotInstalled", err)
+	}
+	s := store(t, db.URL)
+	if _, err := s.TryAcquire(ctx, AcquireParams{Key: 1, LeaderID: "a", TTL: time.Second, Healthy: true}); err != nil {
+		t.Fatalf("earlier table: %v", err)
+	}
+	if _, err := s.TryAcquire(ctx, AcquireParams{Key: 7, LeaderID: "a", TTL: time.Second, Healthy: true}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("the earlier release's lease was not kept: %v, want ErrHeld", err)
+	}
+}
+
+// The takeover rule on the real table: a healthy replica takes a lease
+// written unhealthy at once, an unhealthy one never takes a healthy lease.
+func TestPostgresStoreUnhealthyLeaseTakenOver(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	s := store(t, db.URL)
+	const key, ttl = 1, time.Hour
+	la, err := s.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "a", TTL: ttl, Healthy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "b", TTL: ttl, Healthy: true}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b against a's healthy lease: %v, want ErrHeld", err)
+	}
+	if _, err := s.Renew(ctx, RenewParams{Key: key, Term: la.Term, TTL: ttl, Healthy: false}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "c", TTL: ttl, Healthy: false}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("unhealthy c against a's unhealthy lease: %v, want ErrHeld", err)
+	}
+	if _, err := s.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "b", TTL: ttl, Healthy: true}); err != nil {
+		t.Fatalf("healthy b against a's unhealthy lease: %v", err)
+	}
+	if _, err := s.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "c", TTL: ttl, Healthy: false}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("unhealthy c against b's healthy lease: %v, want ErrHeld", err)
+	}
+	if _, err := s.Renew(ctx, RenewParams{Key: key, Term: la.Term, TTL: ttl, Healthy: true}); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("a renews after the takeover: %v, want ErrLeaseLost", err)
+	}
+}
+
 // On a hot standby no lease can be taken: ErrReadOnly, with or without the
 // table replicated from the primary.
 func TestPostgresStoreStandbyIsReadOnly(t *testing.T) {
