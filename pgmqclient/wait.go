@@ -175,14 +175,13 @@ func (w *Waiter) String() string {
 func (w *Waiter) Wait(ctx context.Context) error {
 	const op = "wait"
 	for {
-		var visible bool
-		if err := w.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+w.table+` WHERE vt <= clock_timestamp())`).Scan(&visible); err != nil {
-			if ctx.Err() != nil {
-				return &OpError{Op: op, Queue: w.queue, Err: ctx.Err()}
-			}
+		visible, err := w.probe(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return &OpError{Op: op, Queue: w.queue, Err: ctx.Err()}
+		case err != nil:
 			return opErr(op, w.queue, err)
-		}
-		if visible {
+		case visible:
 			return nil
 		}
 		if !w.Notifications() {
@@ -196,7 +195,7 @@ func (w *Waiter) Wait(ctx context.Context) error {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, w.silence())
-		_, err := w.conn.WaitForNotification(wctx)
+		_, err = w.conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case err == nil:
@@ -209,6 +208,22 @@ func (w *Waiter) Wait(ctx context.Context) error {
 			return opErr(op, w.queue, err)
 		}
 	}
+}
+
+// probeTimeout bounds the look for a visible message, which runs detached
+// from the caller's context.
+const probeTimeout = 5 * time.Second
+
+// probe reports whether the queue holds a visible message. A cancel that
+// came in the middle of the statement would make pgx close the Waiter's
+// connection; the probe (one index lookup) is left to finish instead,
+// within probeTimeout, and the caller's context is checked after it.
+func (w *Waiter) probe(ctx context.Context) (bool, error) {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+	defer cancel()
+	var visible bool
+	err := w.conn.QueryRow(pctx, `SELECT EXISTS (SELECT 1 FROM `+w.table+` WHERE vt <= clock_timestamp())`).Scan(&visible)
+	return visible, err
 }
 
 // silence is how long to wait for a notification before looking anyway:
