@@ -34,7 +34,7 @@
 // pgmq.message.wait.duration (enqueued_at to the first read, including any
 // send delay; a wait that cannot be known is counted in
 // pgmq.message.wait.skipped instead) and pgmq.message.redeliveries
-// (messages read again, read_ct > 1). Metric attributes are messaging.system,
+// (messages read again: read_ct > 1, or > 0 for pop, which does not count its read). Metric attributes are messaging.system,
 // messaging.destination.name, messaging.operation.name and .type and
 // error.type: never a message id, which goes on spans only.
 //

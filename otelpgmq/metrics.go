@@ -110,7 +110,7 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	}
 	if in.redeliveries, err = meter.Int64ObservableCounter(MetricRedeliveries,
 		metric.WithUnit("{message}"),
-		metric.WithDescription("Messages received again after an earlier read (read_ct > 1).")); err != nil {
+		metric.WithDescription("Messages received again after an earlier read (read_ct > 1; > 0 for pop, which does not count its read).")); err != nil {
 		otel.Handle(err)
 	}
 	if _, err := meter.RegisterCallback(in.observe, in.sent, in.consumed, in.redeliveries); err != nil {

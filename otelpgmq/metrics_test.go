@@ -125,6 +125,34 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// pop does not count a read (read_ct stays as it was): a message read
+// once and then popped is a redelivery, not a second first read, and a
+// message popped unread is a first read.
+func TestPopAfterReadIsRedelivery(t *testing.T) {
+	f := setup(t, []string{"pq"})
+	q := attribute.String("messaging.destination.name", "pq")
+	for range 2 {
+		if _, err := f.client.Send(f.ctx, "pq", json.RawMessage(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.read(t, "pq", 0, 1); len(got) != 1 { // vt 0: visible again at once
+		t.Fatalf("read %d messages", len(got))
+	}
+	popped, err := f.client.Pop(f.ctx, "pq", 2)
+	if err != nil || len(popped) != 2 {
+		t.Fatalf("pop: %d messages, %v", len(popped), err)
+	}
+	got := f.collect(t)
+	if n := sum(t, got[otelpgmq.MetricRedeliveries], q); n != 1 {
+		t.Errorf("redeliveries = %d, want 1 (the message read, then popped)", n)
+	}
+	waits := histogram(t, got[otelpgmq.MetricWaitDuration], q)
+	if len(waits) != 1 || waits[0].Count != 2 {
+		t.Errorf("wait.duration points %+v, want 2 first reads (the read, and the pop of the unread message)", waits)
+	}
+}
+
 func attributeSets(m metricdata.Metrics) []attribute.Set {
 	var out []attribute.Set
 	switch d := m.Data.(type) {

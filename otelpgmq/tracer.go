@@ -323,10 +323,16 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 // process's clock. A negative wait (clocks apart) is left out and counted in
 // pgmq.message.wait.skipped (reason clock_skew).
 func (t *Tracer) measureMessages(ctx context.Context, s *opState, attrs *measureOpts, msgs []pgmqclient.Message, end time.Time) {
+	// read and read_with_poll count the read they make; pop does not, so a
+	// popped message that was read before has read_ct 1 already.
+	firstRead := int32(1)
+	if s.op == pgmqclient.OperationPop {
+		firstRead = 0
+	}
 	var again int64
 	for i := range msgs {
 		m := &msgs[i]
-		if m.ReadCount > 1 {
+		if m.ReadCount > firstRead {
 			again++
 			continue
 		}
