@@ -170,9 +170,26 @@ func (in *instruments) observe(_ context.Context, o metric.Observer) error {
 	return nil
 }
 
-// attrs returns the measurement options for k, building them once. Sets
-// with an error type are kept too (the counters live in them), up to
-// maxErrorSets; past that a new one is the overflow set.
+// lookup returns the kept measurement options of k, or new ones that are
+// not kept (see Tracer.keep).
+func (in *instruments) lookup(k setKey) *measureOpts {
+	if o, ok := in.sets.Load(k); ok {
+		return o.(*measureOpts)
+	}
+	return newMeasureOpts(in.attributeSet(k))
+}
+
+// keep stores o as k's options unless some are stored already, and
+// returns the stored ones.
+func (in *instruments) keep(k setKey, o *measureOpts) *measureOpts {
+	actual, _ := in.sets.LoadOrStore(k, o)
+	return actual.(*measureOpts)
+}
+
+// attrs returns the measurement options for k, building and keeping them
+// once: success sets of queues that exist (send_batch), and sets with an
+// error type (the counters live in them), up to maxErrorSets; past that a
+// new one is the overflow set.
 func (in *instruments) attrs(k setKey) *measureOpts {
 	if o, ok := in.sets.Load(k); ok {
 		return o.(*measureOpts)
@@ -185,6 +202,16 @@ func (in *instruments) attrs(k setKey) *measureOpts {
 	if k.errType != "" && in.errSets.Load() >= maxErrorSets {
 		return in.attrs(setKey{overflow: true})
 	}
+	o := newMeasureOpts(in.attributeSet(k))
+	actual, loaded := in.sets.LoadOrStore(k, o)
+	if !loaded && k.errType != "" {
+		in.errSets.Add(1)
+	}
+	return actual.(*measureOpts)
+}
+
+// attributeSet is k's attribute set.
+func (in *instruments) attributeSet(k setKey) attribute.Set {
 	kv := make([]attribute.KeyValue, 0, 5)
 	kv = append(kv, semconv.MessagingSystemKey.String(System), semconv.MessagingDestinationName(k.queue))
 	if k.opName != "" {
@@ -196,12 +223,7 @@ func (in *instruments) attrs(k setKey) *measureOpts {
 	if k.errType != "" {
 		kv = append(kv, semconv.ErrorTypeKey.String(k.errType))
 	}
-	o := newMeasureOpts(attribute.NewSet(kv...))
-	actual, loaded := in.sets.LoadOrStore(k, o)
-	if !loaded && k.errType != "" {
-		in.errSets.Add(1)
-	}
-	return actual.(*measureOpts)
+	return attribute.NewSet(kv...)
 }
 
 // attrOverflow marks the overflow set, as the SDK marks its own.

@@ -38,12 +38,15 @@ type Tracer struct {
 // span on one queue, and the metric attribute sets of its operation when it
 // succeeds (an error's sets are looked up by its type).
 type spanStart struct {
+	key  spanKey
+	kept bool // stored in Tracer.starts, its sets in instruments.sets
 	name string
 	opts []trace.SpanStartOption
 
 	count    *measureOpts // sent or consumed messages: queue and operation name
 	duration *measureOpts // operation duration: queue, operation name and type
 	queue    *measureOpts // per-message metrics: queue only
+	opType   string
 }
 
 // spanKey names the start options of one kind of span on one queue.
@@ -53,20 +56,38 @@ type spanKey struct {
 }
 
 // startOptions returns the name ("<verb> <queue>") and the kind and
-// attribute options of spans of k, building them once: most spans of a
-// program repeat a few of them.
+// attribute options of spans of k: the kept ones, or new ones, kept only
+// once an operation on the queue has succeeded (keep). Most spans of a
+// program repeat a few of them; calls to queues that do not exist, under
+// names without end, leave nothing behind.
 func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opType attribute.KeyValue) *spanStart {
 	if o, ok := t.starts.Load(k); ok {
 		return o.(*spanStart)
 	}
-	o := &spanStart{name: verb + " " + k.queue,
+	typ := opType.Value.AsString()
+	return &spanStart{key: k, name: verb + " " + k.queue, opType: typ,
 		opts:     []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)},
-		count:    t.inst.attrs(setKey{queue: k.queue, opName: k.op}),
-		duration: t.inst.attrs(setKey{queue: k.queue, opName: k.op, opType: opType.Value.AsString()}),
-		queue:    t.inst.attrs(setKey{queue: k.queue}),
+		count:    t.inst.lookup(setKey{queue: k.queue, opName: k.op}),
+		duration: t.inst.lookup(setKey{queue: k.queue, opName: k.op, opType: typ}),
+		queue:    t.inst.lookup(setKey{queue: k.queue}),
 	}
-	t.starts.Store(k, o)
-	return o
+}
+
+// keep stores st and its attribute sets, once the queue is known to exist,
+// and returns the stored one (another call may have stored it first). Only
+// kept sets count messages: the counters' callback reports those.
+func (t *Tracer) keep(st *spanStart) *spanStart {
+	if st.kept {
+		return st
+	}
+	k := st.key
+	kept := *st
+	kept.kept = true
+	kept.count = t.inst.keep(setKey{queue: k.queue, opName: k.op}, st.count)
+	kept.duration = t.inst.keep(setKey{queue: k.queue, opName: k.op, opType: st.opType}, st.duration)
+	kept.queue = t.inst.keep(setKey{queue: k.queue}, st.queue)
+	actual, _ := t.starts.LoadOrStore(k, &kept)
+	return actual.(*spanStart)
 }
 
 // The hooks Tracer implements.
@@ -196,8 +217,9 @@ func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pg
 // finishSend records sent.messages and operation.duration.
 func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
 	if err == nil && s.st != nil {
-		s.st.count.sent.Add(int64(n))
-		t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), s.st.duration.rec...)
+		st := t.keep(s.st)
+		st.count.sent.Add(int64(n))
+		t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), st.duration.rec...)
 		return
 	}
 	et := errType(err)
@@ -270,6 +292,9 @@ func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data
 	end := t.now()
 	op := string(s.op)
 	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
+	if data.Err == nil || len(data.Messages) > 0 {
+		st = t.keep(st) // the queue exists
+	}
 	duration, count := st.duration, st.count
 	if data.Err != nil {
 		et := errType(data.Err)
@@ -379,7 +404,7 @@ func (t *Tracer) TraceSettleEnd(ctx context.Context, _ *pgmqclient.Client, data 
 	}
 	seconds := t.now().Sub(s.start).Seconds()
 	if data.Err == nil {
-		t.inst.opDuration.Inst().Record(ctx, seconds, s.st.duration.rec...)
+		t.inst.opDuration.Inst().Record(ctx, seconds, t.keep(s.st).duration.rec...)
 	} else {
 		t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)}, seconds)
 	}
