@@ -74,11 +74,12 @@ type TraceSendStartData struct {
 	// Delay is the delay as sent: whole seconds.
 	Delay time.Duration
 	// Headers starts empty. Keys the hook adds become top-level string keys
-	// of the message's headers object, merged with the caller's headers:
-	// a key the caller set wins, keys starting with "x-pgmq-" (PGMQ's own,
-	// such as x-pgmq-group) are never written, and headers that are not a
-	// JSON object are left as they are. On PGMQ releases without headers
-	// (before 1.5) nothing is added and the send goes ahead.
+	// of the message's headers object, merged with the caller's headers,
+	// all or none: when the caller set one of them, none is added (the
+	// caller propagates a context of its own); keys starting with "x-pgmq-"
+	// (PGMQ's own, such as x-pgmq-group) are never written, and headers
+	// that are not a JSON object are left as they are. On PGMQ releases
+	// without headers (before 1.5) nothing is added and the send goes ahead.
 	Headers map[string]string
 }
 

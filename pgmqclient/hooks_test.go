@@ -101,7 +101,9 @@ func headersOf(t *testing.T, m pgmqclient.Message) map[string]any {
 }
 
 // The keys a hook adds reach PGMQ's headers; the caller's keys and PGMQ's
-// own x-pgmq-* keys are never overwritten; non-object headers stay as sent.
+// own x-pgmq-* keys are never overwritten, and a caller that set one of
+// the hook's keys gets none of them (no mixed context); non-object headers
+// stay as sent.
 func TestHookHeadersMergedIntoPGMQHeaders(t *testing.T) {
 	ctx, _, db := setup(t, "hq")
 	h := &headerHook{add: map[string]string{"traceparent": "tp-hook", "tracestate": "ts-hook", "x-pgmq-group": "hook-group"}}
@@ -130,10 +132,10 @@ func TestHookHeadersMergedIntoPGMQHeaders(t *testing.T) {
 	}
 	want := []map[string]any{
 		{"traceparent": "tp-hook", "tracestate": "ts-hook"},
-		{"traceparent": "caller", "tracestate": "ts-hook", "x-pgmq-group": "g1", "n": float64(1)},
+		{"traceparent": "caller", "x-pgmq-group": "g1", "n": float64(1)},
 		nil, // an array: checked below
 		{"traceparent": "tp-hook-0", "tracestate": "ts-hook-0"},
-		{"traceparent": "tp-hook-1", "tracestate": "caller"},
+		{"tracestate": "caller"},
 	}
 	for i, m := range msgs {
 		if i == 2 {
@@ -154,7 +156,7 @@ func TestHookHeadersMergedIntoPGMQHeaders(t *testing.T) {
 			}
 		}
 	}
-	if len(h.sends) != 3 || !h.sends[0].HeadersAdded || h.sends[0].MsgID != msgs[0].ID || h.sends[2].HeadersAdded {
+	if len(h.sends) != 3 || !h.sends[0].HeadersAdded || h.sends[0].MsgID != msgs[0].ID || h.sends[1].HeadersAdded || h.sends[2].HeadersAdded {
 		t.Errorf("send end data = %+v", h.sends)
 	}
 	if len(h.batches) != 1 || !h.batches[0].HeadersAdded || len(h.batches[0].MsgIDs) != 2 {

@@ -97,31 +97,30 @@ func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, add
 }
 
 // mergeHeaders adds the keys of add to the JSON object h (nil: a new object)
-// as string values. Keys already in h and keys with PGMQ's reserved prefix
-// are skipped; h that is not an object is returned unchanged. It reports
-// whether any key was added.
+// as string values, all or none: when h already has one of them, the
+// caller propagates a context of its own and none is added (a traceparent
+// of one trace beside a tracestate of another would mislead). Keys with
+// PGMQ's reserved prefix are never added; h that is not an object is
+// returned unchanged. It reports whether the keys were added.
 func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bool) {
 	if h == nil {
 		return newHeaders(add)
 	}
-	var obj map[string]json.RawMessage
-	if h != nil {
-		if t := bytes.TrimLeft(h, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-			return h, false
-		}
-		if err := json.Unmarshal(h, &obj); err != nil {
-			return h, false
-		}
+	if t := bytes.TrimLeft(h, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return h, false
 	}
-	if obj == nil {
-		obj = make(map[string]json.RawMessage, len(add))
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(h, &obj); err != nil || obj == nil {
+		return h, false
+	}
+	for k := range add {
+		if _, taken := obj[k]; taken {
+			return h, false
+		}
 	}
 	added := false
 	for k, v := range add {
 		if strings.HasPrefix(strings.ToLower(k), reservedHeaderPrefix) {
-			continue
-		}
-		if _, taken := obj[k]; taken {
 			continue
 		}
 		b, err := json.Marshal(v)
