@@ -213,6 +213,35 @@ func TestUnhealthyLeaderExportsNoDepthButShowsIt(t *testing.T) {
 	}
 }
 
+// A Snapshot after Close (a health endpoint still served during shutdown)
+// neither reconnects nor takes the lease back: it says the sampler is
+// closed, and the lease Close released stays free.
+func TestSnapshotAfterCloseStaysClosed(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	if err := pgmqclient.New(db.Pool).CreateQueue(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0))
+	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
+		t.Fatal("no depth from the leader")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := m.Snapshot(ctx)
+	if s.QueueSampler == nil || s.QueueSampler.Role == RoleSampler || len(s.Queues) != 0 || s.QueueSampler.Error == "" {
+		t.Fatalf("snapshot after Close: %+v %v, want no queues and an error", s.QueueSampler, s.Queues)
+	}
+	var held int
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pgmqotel.election_lease WHERE expires_at > now()").Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	if held != 0 {
+		t.Fatalf("%d leases held after Close and a Snapshot, want 0", held)
+	}
+}
+
 // A TTL the leader could not renew within is refused before any I/O.
 func TestElectionTTLTooShort(t *testing.T) {
 	db := pgmqtest.New(t)

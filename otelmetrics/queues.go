@@ -86,6 +86,7 @@ type queueSampler struct {
 	// Guarded by sem.
 	conn      *samplerConn
 	attrCache map[string]*queueAttrs
+	closed    bool // close ran: no more connections, no more elections
 
 	failures failureCounts
 
@@ -190,6 +191,10 @@ func (s *queueSampler) get(ctx context.Context) (*queueSample, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	if s.closed {
+		<-s.sem
+		return nil, errSamplerClosed
+	}
 	if last := s.last.Load(); last != nil && s.cfg.now().Sub(last.at) < s.cfg.minSampleInterval {
 		<-s.sem
 		return last, nil
@@ -257,11 +262,10 @@ func (s *queueSampler) attempt(ctx context.Context) *queueSample {
 		st, err := s.elector.Step(ctx)
 		switch {
 		case st.State == election.Leader:
-			// Still leading though the store failed (the term is held
-			// while its window lasts): count the failure all the same.
-			if err != nil {
-				s.failures.add(opElect, fmt.Errorf("otelmetrics: queue sampler: election: %w", err))
-			}
+			// A store error while the term is still held is not counted
+			// here: the sample on the same connection fails and is counted
+			// (one failure per collection), or the dead connection is
+			// replaced and the attempt made again (sample).
 			term = st.Term
 		case st.Reason == election.ReasonReadOnly:
 			// Not a failure: replicas on the primary elect the sampler.
@@ -314,6 +318,10 @@ func (s *queueSampler) failed(op string, err error) *queueSample {
 	return &queueSample{at: s.cfg.now(), role: RoleUnknown, op: op, err: err}
 }
 
+// errSamplerClosed is what a Snapshot taken after Close says of the
+// sampler: it neither reconnects nor stands for election again.
+var errSamplerClosed = errors.New("otelmetrics: queue sampler closed")
+
 // close resigns the election, releasing the lease through the sampler's
 // connection (reconnecting if it died, so the lease is freed even through
 // a pooler), and ends the session.
@@ -326,6 +334,11 @@ func (s *queueSampler) close() error {
 		return fmt.Errorf("otelmetrics: close queue sampler: %w", ctx.Err())
 	}
 	defer func() { <-s.sem }()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.last.Store(nil)
 	var errs []error
 	if s.elector != nil && s.elector.Status().State == election.Leader {
 		rctx, rcancel := context.WithTimeout(ctx, s.cfg.sampleTimeout)
