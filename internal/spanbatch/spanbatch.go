@@ -66,9 +66,13 @@ type Processor struct {
 	stop chan struct{} // closed by Shutdown
 	done chan struct{} // closed when the goroutine has returned
 
-	exportMu     sync.Mutex // one export at a time, in queue order
+	runCtx    context.Context // the goroutine's exports; cancelled by Shutdown
+	cancelRun context.CancelFunc
+
+	exporting    chan struct{} // one export at a time, in queue order (capacity 1)
 	shutdownOnce sync.Once
-	shutdownErr  error
+	shutdownDone chan struct{} // closed when Shutdown's work has finished
+	shutdownErr  error         // valid once shutdownDone is closed
 }
 
 var _ sdktrace.SpanProcessor = (*Processor)(nil)
@@ -78,13 +82,16 @@ var _ sdktrace.SpanProcessor = (*Processor)(nil)
 func New(exp sdktrace.SpanExporter, cfg Config) *Processor {
 	cfg = cfg.withDefaults()
 	p := &Processor{
-		exp:   exp,
-		cfg:   cfg,
-		queue: make([]sdktrace.ReadOnlySpan, 0, cfg.MaxExportBatchSize),
-		full:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		exp:          exp,
+		cfg:          cfg,
+		queue:        make([]sdktrace.ReadOnlySpan, 0, cfg.MaxExportBatchSize),
+		full:         make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		exporting:    make(chan struct{}, 1),
+		shutdownDone: make(chan struct{}),
 	}
+	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
 	go p.run()
 	return p
 }
@@ -131,9 +138,9 @@ func (p *Processor) run() {
 			return
 		case <-p.full:
 			// Only full batches: the rest waits for the delay.
-			_ = p.export(context.Background(), true, false)
+			_ = p.export(p.runCtx, true, false)
 		case <-timer.C:
-			_ = p.export(context.Background(), false, false)
+			_ = p.export(p.runCtx, false, false)
 			timer.Reset(p.cfg.ScheduleDelay)
 		}
 	}
@@ -165,8 +172,16 @@ func (p *Processor) take(fullOnly bool) ([]sdktrace.ReadOnlySpan, int) {
 // it stays queued for the next export. Export errors go to otel.Handle;
 // the first is returned.
 func (p *Processor) export(ctx context.Context, fullOnly, final bool) error {
-	p.exportMu.Lock()
-	defer p.exportMu.Unlock()
+	select {
+	case p.exporting <- struct{}{}:
+	case <-ctx.Done():
+		// Another export holds the exporter past this caller's deadline.
+		if n := p.drainIf(final); n > 0 {
+			otel.Handle(&DropError{Dropped: n, Reason: "shutdown ended: " + ctx.Err().Error()})
+		}
+		return ctx.Err()
+	}
+	defer func() { <-p.exporting }()
 	var first error
 	for {
 		if err := ctx.Err(); err != nil {
@@ -212,30 +227,32 @@ func (p *Processor) ForceFlush(ctx context.Context) error {
 	return p.export(ctx, false, false)
 }
 
-// Shutdown stops the goroutine, exports what is queued and shuts the
-// exporter down, within ctx. Spans that end afterwards are dropped. Only
-// the first call does anything; later ones return its result.
+// Shutdown stops the goroutine (cancelling an export in progress),
+// exports what is queued and shuts the exporter down. It returns when that
+// is done or ctx ends, whichever comes first; the exporter is shut down
+// either way, the queued spans then exported within ctx or dropped and
+// reported. Spans that end afterwards are dropped. Only the first call
+// does the work; later ones wait for it within their own ctx.
 func (p *Processor) Shutdown(ctx context.Context) error {
 	p.shutdownOnce.Do(func() {
 		p.mu.Lock()
 		p.stopped = true
 		p.mu.Unlock()
 		close(p.stop)
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			// The goroutine is still in an export (bounded by the export
-			// timeout); what waits behind it is dropped.
-			if n := p.drainIf(true); n > 0 {
-				otel.Handle(&DropError{Dropped: n, Reason: "shutdown ended: " + ctx.Err().Error()})
-			}
-			p.shutdownErr = ctx.Err()
-			return
-		}
-		err := p.export(ctx, false, true)
-		p.shutdownErr = errors.Join(err, p.exp.Shutdown(ctx))
+		p.cancelRun()
+		go func() {
+			defer close(p.shutdownDone)
+			<-p.done
+			err := p.export(ctx, false, true)
+			p.shutdownErr = errors.Join(err, p.exp.Shutdown(ctx))
+		}()
 	})
-	return p.shutdownErr
+	select {
+	case <-p.shutdownDone:
+		return p.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // DropError reports spans dropped: the queue was full (the exporter too
