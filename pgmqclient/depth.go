@@ -619,12 +619,7 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 		// must say the queue is above the threshold, the planner's method
 		// (a guess here) twice above; the probe counts anyway when the id
 		// span is below twice the threshold.
-		big := false
-		if est, ok := statsEstimate(q.in); ok {
-			big = est > t+1
-		} else if est, ok := plannerEstimate(q.in); ok {
-			big = est > 2*(t+1)
-		}
+		est, big := bigQueue(q.in, t)
 		q.invLimit = t + 1
 		if big && !q.vtIndex {
 			q.invLimit = 0
@@ -642,8 +637,7 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 			continue
 		}
 		probed = append(probed, q)
-		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
-			strconv.FormatInt(t, 10), strconv.FormatInt(q.invLimit, 10), strconv.FormatBool(!big)}})
+		stmts = append(stmts, depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: probeArgs(t, q.invLimit, !big, est)})
 	}
 	n := len(stmts)
 	if len(deep) > 0 {
@@ -757,7 +751,34 @@ func applyProbe(q *depthQueue, r [][]byte) {
 // invisible count passed the threshold, or the id span is below twice the
 // threshold.
 func needsVisibleCount(in depthInputs, t int64) bool {
-	return in.hasRows && (in.inv > t || in.hi-in.lo < 2*(t+1))
+	est, big := bigQueue(in, t)
+	return in.hasRows && (!big || in.inv > t || in.hi-in.lo < 2*(t+1) || est-in.inv <= t)
+}
+
+// bigQueue returns the estimate of a queue's depth from its statistics
+// (or, short of trusted ones, the planner's method) and whether it says
+// the queue is so far above the threshold t that its visible count may be
+// spared: trusted statistics above t+1, the planner's guess above twice
+// that. The probe still counts when the estimate leaves t or fewer visible
+// messages beside the counted invisible ones: a visible side at or below
+// the threshold is counted, never estimated, and a count above it refutes
+// statistics gone stale (a switchover and back keeps a table's old
+// n_live_tup with its vacuum times).
+func bigQueue(in depthInputs, t int64) (est int64, big bool) {
+	if est, ok := statsEstimate(in); ok {
+		return est, est > t+1
+	}
+	if est, ok := plannerEstimate(in); ok {
+		return est, est > 2*(t+1)
+	}
+	return 0, false
+}
+
+// probeArgs are depthProbeSQL's arguments: the threshold, the invisible
+// count's cap, whether to count the visible side in any case, and the
+// estimate that may spare it.
+func probeArgs(t, invLimit int64, countVisible bool, est int64) []string {
+	return []string{strconv.FormatInt(t, 10), strconv.FormatInt(invLimit, 10), strconv.FormatBool(countVisible), strconv.FormatInt(est, 10)}
 }
 
 // probeAlone probes each of the deep queues with its own statement.
@@ -768,8 +789,8 @@ func (s *DepthSampler) probeAlone(ctx context.Context, run depthRunner, deep []*
 	t := s.threshold
 	stmts := make([]depthStmt, len(deep))
 	for i, q := range deep {
-		stmts[i] = depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: []string{
-			strconv.FormatInt(t, 10), strconv.FormatInt(q.invLimit, 10), "false"}}
+		est, _ := bigQueue(q.in, t)
+		stmts[i] = depthStmt{sql: depthProbeSQL(q.rel, q.vtIndex), args: probeArgs(t, q.invLimit, false, est)}
 	}
 	rows, errs, err := run.run(ctx, stmts)
 	if err != nil {

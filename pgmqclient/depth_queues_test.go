@@ -50,6 +50,41 @@ func TestSampleDepthsAllInvisible(t *testing.T) {
 	}
 }
 
+// A queue above the threshold whose visible side is small (here 200
+// visible behind 900 invisible, threshold 1,000, ids spread wide by a
+// purge) has that side counted, not estimated: at or below the threshold
+// a figure is exact. The statistics alone (1,100 > 1,001) used to spare the
+// count and export 200 as an estimate; stale statistics of the same size
+// (a switchover and back) made that estimate 50 times too small.
+func TestSampleDepthsSmallVisibleSideCounted(t *testing.T) {
+	db := pgmqtest.New(t)
+	ctx := context.Background()
+	c := pgmqclient.New(db.Pool)
+	if err := c.CreateQueue(ctx, "mostly_inflight"); err != nil {
+		t.Fatal(err)
+	}
+	fillQueue(t, db, "mostly_inflight", 200)
+	fillQueue(t, db, "mostly_inflight", 2500)
+	table := pgx.Identifier{"pgmq", "q_mostly_inflight"}.Sanitize()
+	if _, err := db.Pool.Exec(ctx, `DELETE FROM `+table+` WHERE msg_id > 200`); err != nil {
+		t.Fatal(err)
+	}
+	fillInvisible(t, db, "mostly_inflight", 900)
+	if _, err := db.Pool.Exec(ctx, `VACUUM ANALYZE `+table); err != nil {
+		t.Fatal(err)
+	}
+	waitForStatistics(t, db, "mostly_inflight")
+	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := depthOf(t, ds, "mostly_inflight")
+	if d.Err != nil || d.Visible != 200 || d.VisibleMethod != pgmqclient.MethodCount ||
+		d.Invisible != 900 || d.InvisibleMethod != pgmqclient.MethodCount {
+		t.Fatalf("%+v: want visible 200 and invisible 900, both counted", d)
+	}
+}
+
 // Finding 5: a queue whose table is locked loses its own figures, with an
 // error; the others are sampled, in about the lock timeout.
 func TestSampleDepthsLockedQueueAlone(t *testing.T) {

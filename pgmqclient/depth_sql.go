@@ -119,11 +119,12 @@ func depthTable(rel string) string {
 // indexes: the smallest and largest msg_id, the oldest message's age in
 // seconds, a count of invisible rows (vt > now()) capped at $2 rows, and a
 // count of visible rows capped at threshold+1, or not made (limit 0) when
-// $3 is false, the invisible count did not pass the threshold $1 and the
-// id span is over twice the threshold: the caller then knows from the
-// statistics that the queue is far above the threshold, and the visible
-// side is estimated. The last column says whether the visible count was
-// made.
+// $3 is false, the invisible count did not pass the threshold $1, the id
+// span is over twice the threshold, and the estimate $4 leaves more than
+// the threshold visible beside the invisible count: the caller then knows
+// from the statistics that the queue is far above the threshold, and the
+// visible side is estimated. The last column says whether the visible
+// count was made.
 //
 // With a vt index (vtIndex) the counts walk it (ORDER BY vt keeps the
 // planner on the index); without one (partitioned queues of some PGMQ
@@ -141,6 +142,7 @@ LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ` + t + ` ORDER BY msg_id LIM
 LEFT JOIN LATERAL (SELECT msg_id FROM ` + t + ` ORDER BY msg_id DESC LIMIT 1) AS hi ON true
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt > now()` + order + ` LIMIT $2::bigint) AS s) AS inv
 CROSS JOIN LATERAL (SELECT CASE WHEN $3::bool OR inv.n > $1::bigint OR hi.msg_id - lo.msg_id < 2 * ($1::bigint + 1)
+		OR $4::bigint - inv.n <= $1::bigint
 	THEN $1::bigint + 1 ELSE 0 END AS lim) AS l
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`
 }
@@ -148,10 +150,9 @@ CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt 
 // depthGroupSQL probes several queues above the threshold in one
 // statement, one UNION ALL branch per queue, each returning its position
 // in deep and depthProbeSQL's columns. Limits are literals (numbers the
-// sampler computed); the visible count is made only where the invisible
-// count passed the threshold or the id span is below twice the threshold,
-// and only in the branches of queues marked groupVis (those that needed it
-// last time): elsewhere the branch leaves it out (0, not made), which
+// sampler computed); the visible count is made only in the branches of
+// queues marked groupVis (those that needed it last time, capped at
+// threshold+1): elsewhere the branch leaves it out (0, not made), which
 // spares a quarter of the statement's cost, and the sampler probes such a
 // queue again alone in the rare sample where it turns out to need it
 // (see needsVisibleCount).
@@ -161,7 +162,7 @@ CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + t + ` WHERE vt 
 // count, while its size and locks stay bounded.
 func depthGroupSQL(deep []*depthQueue, threshold int64) string {
 	var b strings.Builder
-	t, cap := strconv.FormatInt(threshold, 10), strconv.FormatInt(threshold+1, 10)
+	cap := strconv.FormatInt(threshold+1, 10)
 	for i, q := range deep {
 		if i > 0 {
 			b.WriteString("\nUNION ALL\n")
@@ -173,7 +174,7 @@ func depthGroupSQL(deep []*depthQueue, threshold int64) string {
 		}
 		vis := `'0', 'false'`
 		if q.groupVis {
-			vis = `vis.n::text, (l.lim > 0)::text`
+			vis = `vis.n::text, 'true'`
 		}
 		b.WriteString(`SELECT ` + strconv.Itoa(i) + `::text, lo.msg_id::text, hi.msg_id::text, extract(epoch FROM now() - lo.enqueued_at)::float8::text,
 	inv.n::text, ` + vis + `
@@ -183,9 +184,7 @@ LEFT JOIN LATERAL (SELECT msg_id FROM ` + tbl + ` ORDER BY msg_id DESC LIMIT 1) 
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt > now()` + order + ` LIMIT ` + strconv.FormatInt(q.invLimit, 10) + `) AS s) AS inv`)
 		if q.groupVis {
 			b.WriteString(`
-CROSS JOIN LATERAL (SELECT CASE WHEN inv.n > ` + t + ` OR hi.msg_id - lo.msg_id < 2 * ` + cap + `
-	THEN ` + cap + ` ELSE 0 END AS lim) AS l
-CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt <= now()` + order + ` LIMIT l.lim) AS s) AS vis`)
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM ` + tbl + ` WHERE vt <= now()` + order + ` LIMIT ` + cap + `) AS s) AS vis`)
 		}
 	}
 	return b.String()
