@@ -48,9 +48,10 @@ type cardinalityCheck struct {
 }
 
 // check is called with the number of queues of a sample (under the
-// sampler's sem).
+// sampler's sem). The SDK keeps limit-1 attribute sets per instrument and
+// folds the rest into its overflow point.
 func (c *cardinalityCheck) check(queues int) {
-	if c.warned || c.limit < 0 || queues*depthPointsPerQueue <= c.limit {
+	if c.warned || c.limit <= 0 || queues*depthPointsPerQueue <= c.limit-1 {
 		return
 	}
 	c.warned = true

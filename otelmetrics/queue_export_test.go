@@ -117,7 +117,6 @@ func TestNewMeterProviderCardinalityFitsQueues(t *testing.T) {
 // With a provider whose limit the queues would pass, New's sampler warns
 // once through otel.Handle.
 func TestCardinalityWarning(t *testing.T) {
-	h := setErrorHandler(t)
 	db := pgmqtest.New(t)
 	ctx := context.Background()
 	c := pgmqclient.New(db.Pool)
@@ -126,11 +125,34 @@ func TestCardinalityWarning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithProviderCardinalityLimit(5), WithMinSampleInterval(0))
-	collect(t, r)
-	collect(t, r)
-	if n := h.count(); n != 1 || !strings.Contains(h.errs[0].Error(), "cardinality limit of 5") {
-		t.Fatalf("otel.Handle got %d errors (%v), want one cardinality warning", n, h.errs)
+	// 3 queues, 6 depth points: the SDK keeps limit-1 attribute sets and
+	// folds the rest into an overflow point, so a limit of 7 holds them and
+	// one of 6 does not. The warning comes exactly when points are lost.
+	for _, tc := range []struct {
+		limit    int
+		overflow bool
+	}{{7, false}, {6, true}} {
+		h := setErrorHandler(t)
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(tc.limit))
+		m, err := New(WithMeterProvider(mp), WithQueueSampling(db.Pool), WithProviderCardinalityLimit(tc.limit), WithMinSampleInterval(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		collect(t, reader)
+		got := collect(t, reader)
+		overflow := false
+		for _, p := range got.points(MetricQueueDepth) {
+			if v, ok := p.attrs.Value("otel.metric.overflow"); ok && v.AsBool() {
+				overflow = true
+			}
+		}
+		warned := h.count() == 1 && strings.Contains(h.errs[0].Error(), fmt.Sprintf("cardinality limit of %d", tc.limit))
+		if overflow != tc.overflow || warned != tc.overflow || h.count() > 1 {
+			t.Errorf("limit %d: overflow point %v, warned %v (%v); want both %v", tc.limit, overflow, warned, h.errs, tc.overflow)
+		}
+		_ = m.Close()
+		_ = mp.Shutdown(ctx)
 	}
 }
 
