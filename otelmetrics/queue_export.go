@@ -116,11 +116,11 @@ func (s *queueSampler) queueFailures(depths []pgmqclient.QueueDepth) {
 	s.cardinality.check(len(depths))
 }
 
-// validateQueuePatterns checks the include and exclude patterns before any
-// SQL, with the rules pgmqclient applies.
+// validateQueuePatterns checks the include and exclude patterns and the
+// exact-count threshold before any SQL, with the rules pgmqclient applies.
 func validateQueuePatterns(cfg config) error {
 	if _, err := pgmqclient.NewDepthSampler(nil, pgmqclient.DepthOptions{
-		Include: cfg.includeQueues, Exclude: cfg.excludeQueues}); err != nil {
+		Include: cfg.includeQueues, Exclude: cfg.excludeQueues, ExactCountThreshold: cfg.exactThreshold}); err != nil {
 		return fmt.Errorf("otelmetrics: queue sampling: %w", err)
 	}
 	return nil

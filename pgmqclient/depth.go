@@ -20,6 +20,12 @@ import (
 // not grow with the backlog.
 const DefaultExactCountThreshold = 50_000
 
+// MaxExactCountThreshold is the largest ExactCountThreshold accepted, 2^40
+// (a trillion messages): the sampler computes twice the threshold, which
+// must not overflow, and PostgreSQL's LIMIT takes a bigint. A queue that
+// deep is never counted row by row in a sample's time anyway.
+const MaxExactCountThreshold = 1 << 40
+
 // DefaultDepthLockTimeout is how long a sample waits for a lock on one
 // queue's table (held, for example, by ALTER TABLE, VACUUM FULL or LOCK
 // TABLE) before it gives that queue up and goes on with the others.
@@ -210,8 +216,8 @@ func NewDepthSampler(db DB, opts DepthOptions) (*DepthSampler, error) {
 	if threshold == 0 {
 		threshold = DefaultExactCountThreshold
 	}
-	if threshold < 0 {
-		return nil, invalidArg(op, "", "negative exact count threshold %d", threshold)
+	if threshold < 0 || threshold > MaxExactCountThreshold {
+		return nil, invalidArg(op, "", "exact count threshold %d is outside 0..%d", threshold, int64(MaxExactCountThreshold))
 	}
 	lt := opts.LockTimeout
 	if lt == 0 {

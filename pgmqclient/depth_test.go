@@ -182,8 +182,12 @@ func TestSampleDepthsValidatesBeforeSQL(t *testing.T) {
 			t.Errorf("%v: %v, want ErrInvalidQueueName", opts.Queues, err)
 		}
 	}
-	if _, err := c.SampleDepths(context.Background(), pgmqclient.DepthOptions{ExactCountThreshold: -1}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
-		t.Errorf("negative threshold: %v, want ErrInvalidArgument", err)
+	for _, th := range []int64{-1, pgmqclient.MaxExactCountThreshold + 1, math.MaxInt64} {
+		// MaxInt64 ("always count") failed every non-empty queue with
+		// "bigint out of range" before it was refused here.
+		if _, err := c.SampleDepths(context.Background(), pgmqclient.DepthOptions{ExactCountThreshold: th}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
+			t.Errorf("threshold %d: %v, want ErrInvalidArgument", th, err)
+		}
 	}
 }
 
