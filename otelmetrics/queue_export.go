@@ -76,6 +76,8 @@ func queueErrorType(err error) string {
 		return ""
 	case errors.As(err, &unknown):
 		return unknown.Reason
+	case errors.Is(err, pgmqclient.ErrUnloggedOnStandby):
+		return "unlogged_on_standby"
 	}
 	return errorType(err)
 }

@@ -111,9 +111,11 @@ type QueueDepth struct {
 	OldestAge time.Duration
 	// TotalSent is the number of messages ever sent (the id sequence's
 	// last value), when TotalSentKnown. It is left out on a standby, where
-	// the sequence reads up to 32 ahead; after a crash restart it may be up
-	// to 32 above the messages actually sent (values PostgreSQL logged
-	// ahead), never below, and it never goes backwards.
+	// the sequence reads up to 32 ahead, and for unlogged queues, whose
+	// sequence starts again with the table after a crash or a promotion;
+	// after a crash restart it may be up to 32 above the messages actually
+	// sent (values PostgreSQL logged ahead), never below, and it never goes
+	// backwards.
 	TotalSent      int64
 	TotalSentKnown bool
 	// Estimated reports that Depth is an estimate (Method is
@@ -297,8 +299,9 @@ type depthQueue struct {
 	name    string
 	rel     string
 	oid     string
-	seq     string
-	vtIndex bool
+	seq      string
+	vtIndex  bool
+	unlogged bool // CreateUnloggedQueue: rows unreadable on a standby, lost in a crash
 
 	found     bool // the catalog still had the table
 	in        depthInputs
@@ -462,7 +465,7 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, extra []de
 		// No queue: nothing is reported, so the local clock will do.
 		return nil, time.Now(), false, extraRows, extraErrs, nil
 	}
-	c := rows[0][0][5:] // clock, standby
+	c := rows[0][0][5:7] // clock, standby
 	now, err = time.Parse("2006-01-02T15:04:05.999999Z", string(c[0]))
 	if err != nil {
 		return nil, time.Time{}, false, nil, nil, fmt.Errorf("pgmqclient: server clock %q: %w", c[0], err)
@@ -471,7 +474,7 @@ func (s *DepthSampler) discover(ctx context.Context, run depthRunner, extra []de
 	var out []*depthQueue
 	for _, r := range rows[0] {
 		q := &depthQueue{name: string(r[0]), rel: string(r[1]), oid: string(r[2]), seq: string(r[3]),
-			vtIndex: string(r[4]) == "true"}
+			vtIndex: string(r[4]) == "true", unlogged: string(r[7]) == "true"}
 		if MatchQueuePatterns(q.name, s.include, s.exclude) {
 			out = append(out, q)
 		}
@@ -575,7 +578,10 @@ func (s *DepthSampler) applyCatalog(chunk []*depthQueue, rows depthRows, standby
 		q.found = true
 		q.in.threshold, q.in.standby = s.threshold, standby
 		if string(r[1]) == "true" && r[8] != nil {
-			q.sent, q.sentKnown = parseInt(r[8]), true
+			// An unlogged queue's sequence starts again at 0 with its
+			// table after a crash or a promotion: a total that can go
+			// back is left out.
+			q.sent, q.sentKnown = parseInt(r[8]), !q.unlogged
 		}
 		if string(r[2]) == "true" {
 			continue // a partitioned table holds no rows itself
@@ -618,6 +624,12 @@ func (s *DepthSampler) probe(ctx context.Context, run depthRunner, queues []*dep
 	_, pipelined := run.(pipelineRunner)
 	grouping := pipelined && s.prepared.names != nil
 	for _, q := range queues {
+		if q.found && q.err == nil && q.unlogged && q.in.standby {
+			// Its rows live on the primary only; the standby's file is
+			// empty, which would read as an empty queue.
+			q.err = ErrUnloggedOnStandby
+			continue
+		}
 		if !q.found || q.err != nil || catalogEmpty(q.in.leaves) {
 			continue
 		}

@@ -23,7 +23,7 @@ import (
 // index leads with vt (looked up for partitioned queues only, which some
 // PGMQ releases create without one; PGMQ indexes every plain queue table
 // on vt), and in every row the server's clock (UTC) and whether it is a
-// standby. It reads catalogs only and takes no lock on any queue
+// standby, then whether the table is unlogged. It reads catalogs only and takes no lock on any queue
 // table, so its cost is one row per queue and it never waits on a locked
 // queue. The table and the sequence are looked up by name through
 // pg_class's (relname, relnamespace) index, one lookup per queue (LIMIT 1
@@ -36,13 +36,13 @@ SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
 		JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attname = 'vt'
 		WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum
 	))::text,
-	k.now, k.standby
+	k.now, k.standby, (c.relpersistence = 'u')::text
 FROM pgmq.meta AS m
 CROSS JOIN (
 	SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS now, pg_catalog.pg_is_in_recovery()::text AS standby
 ) AS k
 CROSS JOIN LATERAL (
-	SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class AS c
+	SELECT c.oid, c.relname, c.relkind, c.relpersistence FROM pg_catalog.pg_class AS c
 	WHERE c.relnamespace = 'pgmq'::regnamespace AND c.relname = 'q_' || lower(m.queue_name) AND c.relkind IN ('r', 'p')
 	LIMIT 1
 ) AS c

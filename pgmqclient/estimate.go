@@ -48,6 +48,11 @@ const (
 	ReasonSplitUncertain = "split_uncertain"
 )
 
+// ErrUnloggedOnStandby is the error of an unlogged queue (CreateUnloggedQueue)
+// sampled on a standby: its rows exist on the primary only, so nothing
+// about it, depth or age, can be read there.
+var ErrUnloggedOnStandby = errors.New("pgmqclient: an unlogged queue's messages cannot be read on a standby")
+
 // ErrDepthUnknown is matched (errors.Is) by every *DepthUnknownError.
 var ErrDepthUnknown = errors.New("pgmqclient: depth unknown")
 
