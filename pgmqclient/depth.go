@@ -296,9 +296,9 @@ var depthPhases func(discover, catalog, probe time.Duration)
 
 // depthQueue is one discovered queue and what the sample learnt about it.
 type depthQueue struct {
-	name    string
-	rel     string
-	oid     string
+	name     string
+	rel      string
+	oid      string
 	seq      string
 	vtIndex  bool
 	unlogged bool // CreateUnloggedQueue: rows unreadable on a standby, lost in a crash
