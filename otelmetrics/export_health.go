@@ -22,8 +22,7 @@ const defaultExportInterval = time.Minute
 
 // exportHealth follows the outcome of a Provider's OTLP exports.
 type exportHealth struct {
-	failures    atomic.Int64 // consecutive failed exports
-	lastSuccess atomic.Int64 // unix nanoseconds; 0 before the first
+	failures atomic.Int64 // consecutive failed exports
 }
 
 func (h *exportHealth) record(err error) {
@@ -32,7 +31,6 @@ func (h *exportHealth) record(err error) {
 		return
 	}
 	h.failures.Store(0)
-	h.lastSuccess.Store(time.Now().UnixNano())
 }
 
 func (h *exportHealth) healthy() bool {

@@ -164,12 +164,6 @@ func NewLeaderID() string {
 // LeaderID returns this elector's id.
 func (e *Elector) LeaderID() string { return e.cfg.LeaderID }
 
-// Key returns the election's key.
-func (e *Elector) Key() int64 { return e.cfg.Key }
-
-// TTL returns the lease's lifetime.
-func (e *Elector) TTL() time.Duration { return e.cfg.TTL }
-
 // Status returns the outcome of the last Step.
 func (e *Elector) Status() Status {
 	e.mu.Lock()
@@ -228,6 +222,7 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	term := e.term
 	e.mu.Unlock()
 
+	lost := false
 	if !term.IsZero() {
 		// An unhealthy leader goes on leading, its lease marked unhealthy,
 		// so a healthy replica takes it over at its next attempt; a lone
@@ -238,6 +233,7 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 			return e.lead(lease.Term, start, healthy), nil
 		case errors.Is(err, ErrLeaseLost):
 			e.follow(ReasonLost)
+			lost = true
 			// The lease may be free: stand again at once.
 		case errors.Is(err, ErrReadOnly):
 			// The server became a standby under us (a failover).
@@ -255,6 +251,8 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	switch {
 	case err == nil:
 		return e.lead(lease.Term, start, healthy), nil
+	case errors.Is(err, ErrHeld) && lost:
+		return e.follow(ReasonLost), nil // says why this replica no longer leads
 	case errors.Is(err, ErrHeld) && !healthy:
 		return e.follow(ReasonUnhealthy), nil
 	case errors.Is(err, ErrHeld):

@@ -144,8 +144,11 @@ func TestOneLeaderThenTakeoverAfterExpiry(t *testing.T) {
 		t.Fatal("a frozen past its TTL still trusts its term")
 	}
 	bt := mustStep(t, b, Leader)
+	if got := mustStep(t, a, Follower); got.Reason != ReasonLost {
+		t.Fatalf("a's reason after waking = %q, want lost", got.Reason)
+	}
 	if got := mustStep(t, a, Follower); got.Reason != ReasonHeld {
-		t.Fatalf("a's reason after waking = %q, want held", got.Reason)
+		t.Fatalf("a's reason at its next step = %q, want held", got.Reason)
 	}
 	if !b.Trusted(bt.Term) || a.Trusted(st.Term) {
 		t.Fatal("trust after the takeover is not b's alone")
@@ -217,10 +220,11 @@ func TestUnhealthyLeaderYieldsToHealthy(t *testing.T) {
 	if !b.Trusted(bTerm) || a.Trusted(aTerm) {
 		t.Fatalf("after the takeover: b trusted %v, a trusted %v; want only b", b.Trusted(bTerm), a.Trusted(aTerm))
 	}
-	// a finds its lease lost, stands again at once, and may not take b's.
-	for range 2 {
-		if got := mustStep(t, a, Follower); got.Reason != ReasonUnhealthy {
-			t.Fatalf("a's reason = %q, want %q", got.Reason, ReasonUnhealthy)
+	// a finds its lease lost (and says so), stands again at once, and may
+	// not take b's; from then on it is a follower because it is unhealthy.
+	for _, want := range []Reason{ReasonLost, ReasonUnhealthy} {
+		if got := mustStep(t, a, Follower); got.Reason != want {
+			t.Fatalf("a's reason = %q, want %q", got.Reason, want)
 		}
 	}
 	if err := b.Resign(context.Background()); err != nil {
