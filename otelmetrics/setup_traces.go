@@ -196,6 +196,15 @@ func spanBatcherConfig() (spanbatch.Config, error) {
 // exporter with no protocol set speaks gRPC, this module's default.
 func newSpanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	name := strings.TrimSpace(os.Getenv(envTracesExporter))
+	if name == "" || name == "otlp" {
+		// As for metrics: the SDK reads an endpoint without a scheme as
+		// something else and exports elsewhere, without a word.
+		for _, v := range []string{envEndpoint, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+			if err := checkEndpoint(v); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if (name == "" || name == "otlp") && os.Getenv(envTracesProtocol) == "" && os.Getenv(envTracesAnyProtocol) == "" {
 		exp, err := otlptracegrpc.New(ctx)
 		if err != nil {

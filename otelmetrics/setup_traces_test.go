@@ -106,6 +106,7 @@ func TestNewTracerProviderFromEnv(t *testing.T) {
 		{name: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "nonesuch"}, wantErr: true},
 		{name: "batch size not a number", env: map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "lots"}, wantErr: true},
 		{name: "delay with a unit", env: map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "5s"}, wantErr: true},
+		{name: "endpoint without a scheme", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "127.0.0.1:4317"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearTraceEnv(t)

@@ -83,10 +83,10 @@ type featureInfo struct {
 }
 
 var features = [numFeatures]featureInfo{
-	FeatureSendAt: {name: "send with a timestamp delay", since: "1.5.0", funcs: []pgFunc{
+	FeatureSendAt: {name: "send with a timestamp delay", since: "", funcs: []pgFunc{
 		sig("send", textArg, "jsonb", tsArg), sig("send", textArg, "jsonb", "jsonb", tsArg),
 		sig("send_batch", textArg, jsonbArr, tsArg), sig("send_batch", textArg, jsonbArr, jsonbArr, tsArg)}},
-	FeatureReadConditional: {name: "read with a condition", since: "1.5.0", funcs: []pgFunc{
+	FeatureReadConditional: {name: "read with a condition", since: "", funcs: []pgFunc{
 		sig("read", textArg, integerArg, integerArg, "jsonb"),
 		sig("read_with_poll", textArg, integerArg, integerArg, integerArg, integerArg, "jsonb")}},
 	FeatureSetVTBatch: {name: "set_vt over several ids", since: "1.10.0", funcs: []pgFunc{
@@ -113,7 +113,7 @@ var features = [numFeatures]featureInfo{
 		sig("send_batch_topic", textArg, jsonbArr, jsonbArr, integerArg),
 		sig("test_routing", textArg)}},
 	FeaturePartitioned: {name: "partitioned queues", names: []string{"create_partitioned"}},
-	FeatureConvertArchivePartitioned: {name: "partitioned archives", since: "1.4.0", funcs: []pgFunc{
+	FeatureConvertArchivePartitioned: {name: "partitioned archives", since: "", funcs: []pgFunc{
 		sig("convert_archive_partitioned", textArg, textArg, textArg, integerArg)}},
 }
 
