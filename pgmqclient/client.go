@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,14 +22,10 @@ type DB interface {
 // when its DB is (a pool is; a single connection or transaction is not).
 type Client struct {
 	db DB
-	// popMode caches whether the server's pop takes a quantity (see Pop).
-	popMode atomic.Int32
-	// caps caches what the installed PGMQ offers (see Capabilities).
-	caps capsCache
-	// headersMode caches whether the server's send takes headers (see
-	// sendTakesHeaders).
-	headersMode atomic.Int32
-	hooks       hooks // set by options, read-only afterwards
+	// caps caches what the installed PGMQ offers (see Capabilities): the
+	// form of pop, whether send takes headers, the newer operations.
+	caps  capsCache
+	hooks hooks // set by options, read-only afterwards
 }
 
 // New returns a Client that runs every call on db, which must not be nil.

@@ -2,6 +2,7 @@ package pgmqclient
 
 import (
 	"context"
+	"maps"
 	"time"
 )
 
@@ -22,8 +23,18 @@ func ScanMetrics(ctx context.Context, c *Client, sql string) ([]QueueMetrics, er
 }
 
 // UseSingleMessagePop makes Pop behave as on releases whose pop(name)
-// takes one message per call.
-func UseSingleMessagePop(c *Client) { c.popMode.Store(popSingle) }
+// takes one message per call: the client's capabilities lose pop(name, qty).
+func UseSingleMessagePop(ctx context.Context, c *Client) error {
+	caps, err := c.Capabilities(ctx)
+	if err != nil {
+		return err
+	}
+	single := *caps
+	single.funcs = maps.Clone(caps.funcs)
+	delete(single.funcs, sig("pop", textArg, integerArg))
+	c.caps.caps.Store(&single)
+	return nil
+}
 
 // DepthStatements lists every statement of depth_sql.go, the per-table
 // ones built for table rel.

@@ -278,25 +278,13 @@ func readArgs(queue string, vt time.Duration, qty int) (int32, error) {
 	return seconds(vt, "visibility timeout")
 }
 
-// Values of Client.popMode.
-const (
-	popUnknown int32 = iota
-	popWithQty       // pop(name, qty) exists
-	popSingle        // only pop(name), one message per call (older releases)
-)
-
-const popWithQtySQL = `SELECT EXISTS (
-	SELECT 1 FROM pg_catalog.pg_proc AS p
-	JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
-	WHERE n.nspname = 'pgmq' AND p.proname = 'pop' AND p.pronargs = 2)`
-
 // Pop reads and deletes up to qty visible messages at once (pgmq.pop),
 // ordered by id. Nothing is left to delete or archive: a popped message is
 // gone even if the caller fails to process it.
 //
 // Newer PGMQ releases have pop(name, qty); older ones only pop(name), which
-// takes one message. The client asks the catalog once which form the
-// server has (the answer is cached in the Client). With the one-message
+// takes one message. Which form the server has comes from the client's
+// Capabilities (read once, cached; RefreshCapabilities after an upgrade). With the one-message
 // form it calls pop once per message, up to qty times, stopping at the
 // first empty result: no message goes to two callers, but
 // the messages are not taken in one statement (inside a transaction they
@@ -317,19 +305,11 @@ func (c *Client) Pop(ctx context.Context, queue string, qty int) ([]Message, err
 
 func (c *Client) pop(ctx context.Context, queue string, qty int) ([]Message, error) {
 	const op = "pop"
-	mode := c.popMode.Load()
-	if mode == popUnknown {
-		var withQty bool
-		if err := c.db.QueryRow(ctx, popWithQtySQL).Scan(&withQty); err != nil {
-			return nil, opErr(op, queue, err)
-		}
-		mode = popSingle
-		if withQty {
-			mode = popWithQty
-		}
-		c.popMode.Store(mode)
+	caps, err := c.Capabilities(ctx)
+	if err != nil {
+		return nil, opErr(op, queue, err)
 	}
-	if mode == popWithQty {
+	if caps.HasFunction("pop", textArg, integerArg) {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.pop($1::text, $2::integer)`, queue, int32(qty))
 		return messages(op, queue, rows, err)
 	}

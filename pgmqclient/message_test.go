@@ -306,7 +306,9 @@ func TestPop(t *testing.T) {
 // The fallback for releases whose pop(name) takes one message.
 func TestPopSingleMessageServers(t *testing.T) {
 	ctx, c, _ := setup(t, "pop1")
-	pgmqclient.UseSingleMessagePop(c)
+	if err := pgmqclient.UseSingleMessagePop(ctx, c); err != nil {
+		t.Fatal(err)
+	}
 	sent := sendN(t, ctx, c, "pop1", 5)
 	// One message hidden: pop skips it.
 	if _, err := c.SetVisibilityTimeout(ctx, "pop1", sent[1], time.Hour); err != nil {

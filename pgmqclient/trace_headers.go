@@ -12,40 +12,16 @@ import (
 // which hooks never write.
 const reservedHeaderPrefix = "x-pgmq-"
 
-// Values of Client.headersMode.
-const (
-	headersUnknown int32 = iota
-	headersYes           // send(name, msg, headers jsonb, ...) exists (1.5 on)
-	headersNo            // no headers argument: nothing is propagated
-)
-
-const sendTakesHeadersSQL = `SELECT EXISTS (
-	SELECT 1 FROM pg_catalog.pg_proc AS p
-	JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
-	WHERE n.nspname = 'pgmq' AND p.proname = 'send' AND p.pronargs >= 3
-	  AND p.proargtypes[2] = 'pg_catalog.jsonb'::pg_catalog.regtype)`
-
-// sendTakesHeaders reports whether the server's pgmq.send takes headers.
-// The client asks the catalog once, the first time a hook adds headers,
-// and keeps the answer; asking (rather than trying and falling back) keeps
-// a failed statement from aborting the caller's transaction.
+// sendTakesHeaders reports whether the server's pgmq.send takes headers
+// (1.5 on), from the client's Capabilities: asking the catalog (once)
+// rather than trying and falling back keeps a failed statement from
+// aborting the caller's transaction.
 func (c *Client) sendTakesHeaders(ctx context.Context) (bool, error) {
-	switch c.headersMode.Load() {
-	case headersYes:
-		return true, nil
-	case headersNo:
-		return false, nil
-	}
-	var yes bool
-	if err := c.db.QueryRow(ctx, sendTakesHeadersSQL).Scan(&yes); err != nil {
+	caps, err := c.Capabilities(ctx)
+	if err != nil {
 		return false, err
 	}
-	mode := headersNo
-	if yes {
-		mode = headersYes
-	}
-	c.headersMode.Store(mode)
-	return yes, nil
+	return caps.HasFunction("send", textArg, "jsonb", "jsonb", integerArg), nil
 }
 
 // hookHeader is hookHeaders for one message.
