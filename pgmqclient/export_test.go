@@ -31,7 +31,7 @@ func UseSingleMessagePop(ctx context.Context, c *Client) error {
 	}
 	single := *caps
 	single.funcs = maps.Clone(caps.funcs)
-	delete(single.funcs, sig("pop", textArg, integerArg))
+	delete(single.funcs, popWithQty)
 	c.caps.caps.Store(&single)
 	return nil
 }

@@ -303,13 +303,16 @@ func (c *Client) Pop(ctx context.Context, queue string, qty int) ([]Message, err
 	})
 }
 
+// popWithQty is pop(name, qty), the form newer releases have.
+var popWithQty = sig("pop", textArg, integerArg)
+
 func (c *Client) pop(ctx context.Context, queue string, qty int) ([]Message, error) {
 	const op = "pop"
 	caps, err := c.Capabilities(ctx)
 	if err != nil {
 		return nil, opErr(op, queue, err)
 	}
-	if caps.HasFunction("pop", textArg, integerArg) {
+	if _, ok := caps.funcs[popWithQty]; ok {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.pop($1::text, $2::integer)`, queue, int32(qty))
 		return messages(op, queue, rows, err)
 	}

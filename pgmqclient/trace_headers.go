@@ -21,8 +21,13 @@ func (c *Client) sendTakesHeaders(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return caps.HasFunction("send", textArg, "jsonb", "jsonb", integerArg), nil
+	_, ok := caps.funcs[sendWithHeaders]
+	return ok, nil
 }
+
+// sendWithHeaders is the form of send the client calls with headers, built
+// once: the check runs on every traced Send.
+var sendWithHeaders = sig("send", textArg, "jsonb", "jsonb", integerArg)
 
 // hookHeader is hookHeaders for one message.
 func (c *Client) hookHeader(ctx context.Context, h json.RawMessage, added map[string]string) (json.RawMessage, bool, error) {
