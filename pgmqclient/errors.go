@@ -31,8 +31,9 @@ const InstallHint = "install it with CREATE EXTENSION pgmq (where the extension 
 	"or by running PGMQ's SQL install file (pgmq.sql from a PGMQ release) with psql -f; " +
 	"scripts/stack.sh -pgmq-sql FILE does the latter"
 
-// ErrMessageNotFound is wrapped by SetVisibilityTimeout when the message
-// is not in the queue (never sent, deleted, archived or popped).
+// ErrMessageNotFound is wrapped by SetVisibilityTimeout and SetVisibleAt
+// when the message is not in the queue (never sent, deleted, archived or
+// popped).
 var ErrMessageNotFound = errors.New("pgmqclient: message not found")
 
 // QueueNameError reports why a queue name was refused.

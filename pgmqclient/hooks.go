@@ -71,7 +71,8 @@ type SettleTracer interface {
 // TraceSendStartData describes a Send about to run.
 type TraceSendStartData struct {
 	Queue string
-	// Delay is the delay as sent: whole seconds.
+	// Delay is the delay as sent: whole seconds, or, with WithDelayUntil,
+	// the time until that moment.
 	Delay time.Duration
 	// Headers starts empty. Keys the hook adds become top-level string keys
 	// of the message's headers object, merged with the caller's headers,
