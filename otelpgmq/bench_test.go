@@ -228,3 +228,76 @@ func BenchmarkProcess(b *testing.B) {
 		}
 	})
 }
+
+// timedHooks wraps a Tracer's send hooks and adds up the time spent in
+// each, so BenchmarkSendHooksInSitu sees what the hooks cost inside the
+// real send loop (where the machine's caches hold PostgreSQL's and pgx's
+// data, not the tracer's), not only in a loop of their own.
+type timedHooks struct {
+	tr         *otelpgmq.Tracer
+	start, end time.Duration
+}
+
+func (h *timedHooks) TraceSendStart(ctx context.Context, c *pgmqclient.Client, d pgmqclient.TraceSendStartData) context.Context {
+	t0 := time.Now()
+	ctx = h.tr.TraceSendStart(ctx, c, d)
+	h.start += time.Since(t0)
+	return ctx
+}
+
+func (h *timedHooks) TraceSendEnd(ctx context.Context, c *pgmqclient.Client, d pgmqclient.TraceSendEndData) {
+	t0 := time.Now()
+	h.tr.TraceSendEnd(ctx, c, d)
+	h.end += time.Since(t0)
+}
+
+// BenchmarkSendHooksInSitu is the send hooks' own time: "loop" calls them
+// alone, back to back (caches warm); "in_situ" times them inside
+// instrumented Sends alternating with plain ones, as in
+// BenchmarkInstrumentedSend, and reports them beside the plain call.
+func BenchmarkSendHooksInSitu(b *testing.B) {
+	for _, s := range samplings[:2] {
+		b.Run(s.name+"/loop", func(b *testing.B) {
+			tr, _ := benchTracer(b, s.sampled, false)
+			ctx := b.Context()
+			for b.Loop() {
+				c := tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: "q", Headers: new(pgmqclient.HeaderCarrier)})
+				tr.TraceSendEnd(c, nil, pgmqclient.TraceSendEndData{MsgID: 42, HeadersAdded: true})
+			}
+		})
+		b.Run(s.name+"/in_situ", func(b *testing.B) {
+			db := pgmqtest.New(b)
+			ctx := b.Context()
+			tr, _ := benchTracer(b, s.sampled, false)
+			pool := benchPool(b, db)
+			hooks := &timedHooks{tr: tr}
+			plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(hooks))
+			for _, q := range []string{"plain", "traced"} {
+				if err := plain.CreateQueue(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			payload := json.RawMessage(`{"order_id":42}`)
+			send := func(c *pgmqclient.Client, q string) func() {
+				return func() {
+					if _, err := c.Send(ctx, q, payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
+			sendPlain()
+			sendTraced()
+			hooks.start, hooks.end = 0, 0
+			var p pairs
+			for i := 0; b.Loop(); i++ {
+				p.timed(i, sendPlain, sendTraced)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(p.plain.Nanoseconds())/n, "plain_ns/op")
+			b.ReportMetric(float64(hooks.start.Nanoseconds())/n, "start_ns/op")
+			b.ReportMetric(float64(hooks.end.Nanoseconds())/n, "end_ns/op")
+			b.ReportMetric(float64((hooks.start+hooks.end).Nanoseconds())/float64(p.plain.Nanoseconds()), "hooks/plain")
+		})
+	}
+}

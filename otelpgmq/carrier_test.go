@@ -1,12 +1,15 @@
 package otelpgmq
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"slices"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // The header scanner reads exactly what decoding into a map and keeping the
@@ -72,4 +75,32 @@ func FuzzHeaderCarrier(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A propagator writes into pgmqclient.HeaderCarrier exactly what it writes
+// into a MapCarrier, and reads it back.
+func TestPropagatorIntoHeaderCarrier(t *testing.T) {
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	ctx := prop.Extract(context.Background(), propagation.MapCarrier{
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"tracestate":  "k=v",
+		"baggage":     "tenant=a",
+	})
+	want := propagation.MapCarrier{}
+	prop.Inject(ctx, want)
+	got := new(pgmqclient.HeaderCarrier)
+	prop.Inject(ctx, got)
+	if got.Len() != len(want) {
+		t.Fatalf("%d keys, want %d (%v)", got.Len(), len(want), want)
+	}
+	for k, v := range want {
+		if got.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, got.Get(k), v)
+		}
+	}
+	back := propagation.MapCarrier{}
+	prop.Inject(prop.Extract(context.Background(), got), back)
+	if !maps.Equal(back, want) {
+		t.Errorf("extracted from the carrier and injected again: %v, want %v", back, want)
+	}
 }

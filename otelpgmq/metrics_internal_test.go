@@ -72,7 +72,7 @@ func TestMadeUpQueuesKeepNothing(t *testing.T) {
 	ctx := context.Background()
 	for i := range 50 {
 		q := fmt.Sprintf("made_up_%d", i)
-		c := tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: q, Headers: map[string]string{}})
+		c := tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: q, Headers: new(pgmqclient.HeaderCarrier)})
 		tr.TraceSendEnd(c, nil, pgmqclient.TraceSendEndData{Err: notFound})
 		c = tr.TraceReceiveStart(ctx, nil, pgmqclient.TraceReceiveStartData{Queue: q, Operation: pgmqclient.OperationRead, Qty: 1})
 		tr.TraceReceiveEnd(c, nil, pgmqclient.TraceReceiveEndData{Err: notFound})
@@ -89,9 +89,9 @@ func TestMadeUpQueuesKeepNothing(t *testing.T) {
 		t.Fatalf("after failed calls to 50 made-up queues: %d span options and %d success sets kept, want 0", starts, successSets)
 	}
 	// A success keeps them, and the counter counts under the kept set.
-	c := tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: "real", Headers: map[string]string{}})
+	c := tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: "real", Headers: new(pgmqclient.HeaderCarrier)})
 	tr.TraceSendEnd(c, nil, pgmqclient.TraceSendEndData{MsgID: 1})
-	c = tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: "real", Headers: map[string]string{}})
+	c = tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: "real", Headers: new(pgmqclient.HeaderCarrier)})
 	tr.TraceSendEnd(c, nil, pgmqclient.TraceSendEndData{MsgID: 2})
 	if n := tr.inst.lookup(setKey{queue: "real", opName: "send"}).sent.Load(); n != 2 {
 		t.Fatalf("sent under the kept set = %d, want 2", n)

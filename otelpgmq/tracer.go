@@ -96,6 +96,9 @@ var (
 	_ pgmqclient.SendBatchTracer = (*Tracer)(nil)
 	_ pgmqclient.ReceiveTracer   = (*Tracer)(nil)
 	_ pgmqclient.SettleTracer    = (*Tracer)(nil)
+
+	// Propagators inject into the client's header carrier directly.
+	_ propagation.TextMapCarrier = (*pgmqclient.HeaderCarrier)(nil)
 )
 
 // NewTracer returns a Tracer on the configured (default: global) tracer
@@ -197,7 +200,7 @@ func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data 
 	start := t.now()
 	st := t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, "send", trace.SpanKindProducer, semconv.MessagingOperationTypeSend)
 	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
-	t.propagator.Inject(ctx, propagation.MapCarrier(data.Headers))
+	t.propagator.Inject(ctx, data.Headers)
 	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span, st: st})
 }
 
@@ -243,15 +246,15 @@ func (t *Tracer) TraceSendBatchStart(ctx context.Context, _ *pgmqclient.Client, 
 	if t.cfg.createSpans && span.IsRecording() {
 		s.creates = make([]trace.Span, len(data.Headers))
 		createAttrs := trace.WithAttributes(baseAttrs(data.Queue, semconv.MessagingOperationTypeCreate, "create")...)
-		for i, h := range data.Headers {
+		for i := range data.Headers {
 			cctx, c := t.tracer.Start(ctx, "create "+data.Queue,
 				trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start), createAttrs)
 			s.creates[i] = c
-			t.propagator.Inject(cctx, propagation.MapCarrier(h))
+			t.propagator.Inject(cctx, &data.Headers[i])
 		}
 	} else {
-		for _, h := range data.Headers {
-			t.propagator.Inject(ctx, propagation.MapCarrier(h))
+		for i := range data.Headers {
+			t.propagator.Inject(ctx, &data.Headers[i])
 		}
 	}
 	return withState(ctx, s)

@@ -74,14 +74,15 @@ type TraceSendStartData struct {
 	// Delay is the delay as sent: whole seconds, or, with WithDelayUntil,
 	// the time until that moment.
 	Delay time.Duration
-	// Headers starts empty. Keys the hook adds become top-level string keys
-	// of the message's headers object, merged with the caller's headers,
-	// all or none: when the caller set one of them, none is added (the
-	// caller propagates a context of its own); keys starting with "x-pgmq-"
+	// Headers starts empty; a propagator injects into it directly. Keys
+	// the hook adds become top-level string keys of the message's headers
+	// object, in the order set, merged with the caller's headers, all or
+	// none: when the caller set one of them, none is added (the caller
+	// propagates a context of its own); keys starting with "x-pgmq-"
 	// (PGMQ's own, such as x-pgmq-group) are never written, and headers
 	// that are not a JSON object are left as they are. On PGMQ releases
 	// without headers (before 1.5) nothing is added and the send goes ahead.
-	Headers map[string]string
+	Headers *HeaderCarrier
 }
 
 // TraceSendEndData describes how a Send ended.
@@ -100,9 +101,9 @@ type TraceSendBatchStartData struct {
 	Count int
 	// Delay is the delay as sent: whole seconds.
 	Delay time.Duration
-	// Headers holds one empty map per message, in payload order, merged
-	// like TraceSendStartData.Headers.
-	Headers []map[string]string
+	// Headers holds one empty carrier per message, in payload order (use
+	// &Headers[i]), merged like TraceSendStartData.Headers.
+	Headers []HeaderCarrier
 }
 
 // TraceSendBatchEndData describes how a SendBatch ended.

@@ -33,7 +33,7 @@ type hookKey struct{}
 
 func (h *headerHook) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, d pgmqclient.TraceSendStartData) context.Context {
 	for k, v := range h.add {
-		d.Headers[k] = v
+		d.Headers.Set(k, v)
 	}
 	return context.WithValue(ctx, hookKey{}, d.Queue)
 }
@@ -48,9 +48,9 @@ func (h *headerHook) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, d p
 }
 
 func (h *headerHook) TraceSendBatchStart(ctx context.Context, _ *pgmqclient.Client, d pgmqclient.TraceSendBatchStartData) context.Context {
-	for i, m := range d.Headers {
+	for i := range d.Headers {
 		for k, v := range h.add {
-			m[k] = v + "-" + string(rune('0'+i))
+			d.Headers[i].Set(k, v+"-"+string(rune('0'+i)))
 		}
 	}
 	return ctx

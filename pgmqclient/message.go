@@ -108,7 +108,7 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 		return 0, err
 	}
 	if tr := c.hooks.send; tr != nil {
-		added := map[string]string{}
+		added := new(HeaderCarrier)
 		ctx = tr.TraceSendStart(ctx, c, TraceSendStartData{Queue: queue, Delay: o.visibleIn(delay), Headers: added})
 		var sent bool
 		o.headers, sent, err = c.hookHeader(ctx, o.headers, added)
@@ -167,10 +167,7 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 		return nil, err
 	}
 	if tr := c.hooks.batch; tr != nil {
-		added := make([]map[string]string, len(payloads))
-		for i := range added {
-			added[i] = map[string]string{}
-		}
+		added := make([]HeaderCarrier, len(payloads))
 		ctx = tr.TraceSendBatchStart(ctx, c, TraceSendBatchStartData{Queue: queue, Count: len(payloads), Delay: o.visibleIn(delay), Headers: added})
 		var sent bool
 		headers, sent, err = c.hookHeaders(ctx, headers, added)

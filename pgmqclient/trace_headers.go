@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 )
 
@@ -30,8 +29,8 @@ func (c *Client) sendTakesHeaders(ctx context.Context) (bool, error) {
 var sendWithHeaders = sig("send", textArg, "jsonb", "jsonb", integerArg)
 
 // hookHeader is hookHeaders for one message.
-func (c *Client) hookHeader(ctx context.Context, h json.RawMessage, added map[string]string) (json.RawMessage, bool, error) {
-	if len(added) == 0 {
+func (c *Client) hookHeader(ctx context.Context, h json.RawMessage, added *HeaderCarrier) (json.RawMessage, bool, error) {
+	if added.Len() == 0 {
 		return h, false, nil
 	}
 	ok, err := c.sendTakesHeaders(ctx)
@@ -48,10 +47,10 @@ func (c *Client) hookHeader(ctx context.Context, h json.RawMessage, added map[st
 // It returns the headers to send, nil when no message has any, and whether
 // the hook's keys were written. Without headers support on the server the
 // caller's headers come back unchanged.
-func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, added []map[string]string) ([]json.RawMessage, bool, error) {
+func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, added []HeaderCarrier) ([]json.RawMessage, bool, error) {
 	any := false
-	for _, a := range added {
-		if len(a) > 0 {
+	for i := range added {
+		if added[i].Len() > 0 {
 			any = true
 			break
 		}
@@ -65,13 +64,13 @@ func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, add
 	}
 	out := make([]json.RawMessage, len(added))
 	merged := false
-	for i, a := range added {
+	for i := range added {
 		var h json.RawMessage
 		if i < len(headers) {
 			h = headers[i]
 		}
 		var m bool
-		out[i], m = mergeHeaders(h, a)
+		out[i], m = mergeHeaders(h, &added[i])
 		merged = merged || m
 	}
 	return out, merged, nil
@@ -83,7 +82,7 @@ func (c *Client) hookHeaders(ctx context.Context, headers []json.RawMessage, add
 // of one trace beside a tracestate of another would mislead). Keys with
 // PGMQ's reserved prefix are never added; h that is not an object is
 // returned unchanged. It reports whether the keys were added.
-func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bool) {
+func mergeHeaders(h json.RawMessage, add *HeaderCarrier) (json.RawMessage, bool) {
 	if h == nil {
 		return newHeaders(add)
 	}
@@ -94,23 +93,19 @@ func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bo
 	if err := json.Unmarshal(h, &obj); err != nil || obj == nil {
 		return h, false
 	}
-	for k := range add {
-		if _, taken := obj[k]; taken {
+	for i := 0; i < len(add.kv); i += 2 {
+		if _, taken := obj[add.kv[i]]; taken {
 			return h, false
 		}
 	}
 	added := false
-	for k, v := range add {
-		if strings.HasPrefix(strings.ToLower(k), reservedHeaderPrefix) {
-			continue
+	add.all(func(k, v string) {
+		if reserved(k) {
+			return
 		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			continue
-		}
-		obj[k] = b
+		obj[k] = appendJSONString(nil, v)
 		added = true
-	}
+	})
 	if !added {
 		return h, false
 	}
@@ -121,29 +116,36 @@ func mergeHeaders(h json.RawMessage, add map[string]string) (json.RawMessage, bo
 	return b, true
 }
 
-// newHeaders writes add as a JSON object of strings, keys sorted, without
-// the reserved keys: the common case (the caller sent no headers) without
-// a map decode and a reflective encode per message.
-func newHeaders(add map[string]string) (json.RawMessage, bool) {
-	keys := make([]string, 0, len(add))
-	for k := range add {
-		if !strings.HasPrefix(strings.ToLower(k), reservedHeaderPrefix) {
-			keys = append(keys, k)
+// reserved reports whether key has PGMQ's reserved prefix, in any case.
+func reserved(key string) bool {
+	return len(key) >= len(reservedHeaderPrefix) && strings.EqualFold(key[:len(reservedHeaderPrefix)], reservedHeaderPrefix)
+}
+
+// newHeaders writes add as a JSON object of strings, in the order the keys
+// were set, without the reserved keys: the common case (the caller sent no
+// headers) in one allocation, without a map decode and a reflective encode
+// per message.
+func newHeaders(add *HeaderCarrier) (json.RawMessage, bool) {
+	n := 2
+	for i := 0; i < len(add.kv); i++ {
+		n += len(add.kv[i]) + 3 // quotes and a colon or comma
+	}
+	b := make([]byte, 0, n)
+	add.all(func(k, v string) {
+		if reserved(k) {
+			return
 		}
-	}
-	if len(keys) == 0 {
-		return nil, false
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, 128)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
+		if len(b) == 0 {
+			b = append(b, '{')
+		} else {
 			b = append(b, ',')
 		}
 		b = appendJSONString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, add[k])
+		b = appendJSONString(b, v)
+	})
+	if len(b) == 0 {
+		return nil, false
 	}
 	return append(b, '}'), true
 }
