@@ -4,13 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
@@ -234,7 +240,7 @@ func BenchmarkProcess(b *testing.B) {
 // real send loop (where the machine's caches hold PostgreSQL's and pgx's
 // data, not the tracer's), not only in a loop of their own.
 type timedHooks struct {
-	tr         *otelpgmq.Tracer
+	tr         pgmqclient.SendTracer
 	start, end time.Duration
 }
 
@@ -254,7 +260,9 @@ func (h *timedHooks) TraceSendEnd(ctx context.Context, c *pgmqclient.Client, d p
 // BenchmarkSendHooksInSitu is the send hooks' own time: "loop" calls them
 // alone, back to back (caches warm); "in_situ" times them inside
 // instrumented Sends alternating with plain ones, as in
-// BenchmarkInstrumentedSend, and reports them beside the plain call.
+// BenchmarkInstrumentedSend, and reports them beside the plain call;
+// "sdk_floor" does the same for hooks that make the conventions' telemetry
+// with the SDK calls alone (sdkFloor): the least any tracer of a send pays.
 func BenchmarkSendHooksInSitu(b *testing.B) {
 	for _, s := range samplings[:2] {
 		b.Run(s.name+"/loop", func(b *testing.B) {
@@ -266,38 +274,109 @@ func BenchmarkSendHooksInSitu(b *testing.B) {
 			}
 		})
 		b.Run(s.name+"/in_situ", func(b *testing.B) {
-			db := pgmqtest.New(b)
-			ctx := b.Context()
 			tr, _ := benchTracer(b, s.sampled, false)
-			pool := benchPool(b, db)
-			hooks := &timedHooks{tr: tr}
-			plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(hooks))
-			for _, q := range []string{"plain", "traced"} {
-				if err := plain.CreateQueue(ctx, q); err != nil {
-					b.Fatal(err)
-				}
-			}
-			payload := json.RawMessage(`{"order_id":42}`)
-			send := func(c *pgmqclient.Client, q string) func() {
-				return func() {
-					if _, err := c.Send(ctx, q, payload); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
-			sendPlain()
-			sendTraced()
-			hooks.start, hooks.end = 0, 0
-			var p pairs
-			for i := 0; b.Loop(); i++ {
-				p.timed(i, sendPlain, sendTraced)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(p.plain.Nanoseconds())/n, "plain_ns/op")
-			b.ReportMetric(float64(hooks.start.Nanoseconds())/n, "start_ns/op")
-			b.ReportMetric(float64(hooks.end.Nanoseconds())/n, "end_ns/op")
-			b.ReportMetric(float64((hooks.start+hooks.end).Nanoseconds())/float64(p.plain.Nanoseconds()), "hooks/plain")
+			sendHooksInSitu(b, tr)
+		})
+		b.Run(s.name+"/sdk_floor", func(b *testing.B) {
+			sendHooksInSitu(b, newSDKFloor(b, s.sampled))
 		})
 	}
+}
+
+// sendHooksInSitu alternates plain Sends with Sends traced by tr and
+// reports the plain call's time and that of tr's hooks.
+func sendHooksInSitu(b *testing.B, tr pgmqclient.SendTracer) {
+	db := pgmqtest.New(b)
+	ctx := b.Context()
+	pool := benchPool(b, db)
+	hooks := &timedHooks{tr: tr}
+	plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(hooks))
+	for _, q := range []string{"plain", "traced"} {
+		if err := plain.CreateQueue(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	payload := json.RawMessage(`{"order_id":42}`)
+	send := func(c *pgmqclient.Client, q string) func() {
+		return func() {
+			if _, err := c.Send(ctx, q, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
+	sendPlain()
+	sendTraced()
+	hooks.start, hooks.end = 0, 0
+	var p pairs
+	for i := 0; b.Loop(); i++ {
+		p.timed(i, sendPlain, sendTraced)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(p.plain.Nanoseconds())/n, "plain_ns/op")
+	b.ReportMetric(float64(hooks.start.Nanoseconds())/n, "start_ns/op")
+	b.ReportMetric(float64(hooks.end.Nanoseconds())/n, "end_ns/op")
+	b.ReportMetric(float64((hooks.start+hooks.end).Nanoseconds())/float64(p.plain.Nanoseconds()), "hooks/plain")
+}
+
+// sdkFloor makes the send's telemetry with the SDK calls alone, nothing of
+// the Tracer's own: a span with the conventions' attributes at the start,
+// the context injected, the duration recorded in the span's context (so
+// with an exemplar, as the Tracer records it), the message id set, the span
+// ended. It is the least a send traced the Tracer's way costs.
+type sdkFloor struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	hist   metric.Float64Histogram
+	opts   []trace.SpanStartOption
+	rec    []metric.RecordOption
+}
+
+func newSDKFloor(b *testing.B, sampled bool) *sdkFloor {
+	sampler := sdktrace.NeverSample()
+	if sampled {
+		sampler = sdktrace.AlwaysSample()
+	}
+	proc, err := otelmetrics.NewSpanBatcher(tracetest.NewNoopExporter())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(proc))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	hist, err := mp.Meter("floor").Float64Histogram("messaging.client.operation.duration",
+		metric.WithExplicitBucketBoundaries(otelpgmq.DurationBuckets...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	attrs := []attribute.KeyValue{semconv.MessagingSystemKey.String("pgmq"), semconv.MessagingDestinationName("traced"),
+		semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("send")}
+	return &sdkFloor{tracer: tp.Tracer("floor"), prop: w3c, hist: hist,
+		opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...)},
+		rec:  []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
+}
+
+type floorState struct {
+	context.Context
+	span  trace.Span
+	start time.Time
+}
+
+func (f *sdkFloor) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, d pgmqclient.TraceSendStartData) context.Context {
+	start := time.Now()
+	ctx, span := f.tracer.Start(ctx, "send traced", f.opts...)
+	f.prop.Inject(ctx, d.Headers)
+	return &floorState{ctx, span, start}
+}
+
+func (f *sdkFloor) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, d pgmqclient.TraceSendEndData) {
+	s := ctx.(*floorState)
+	f.hist.Record(ctx, time.Since(s.start).Seconds(), f.rec...)
+	if s.span.IsRecording() {
+		s.span.SetAttributes(semconv.MessagingMessageID(strconv.FormatInt(d.MsgID, 10)))
+	}
+	s.span.End()
 }

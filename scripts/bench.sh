@@ -75,7 +75,7 @@ printf 'wake-up after send, Waiter on insert notifications %6.2f ms (p95 %s) | b
 # Tracing (otelpgmq): instrumented Send and Read against the plain call in
 # the same run (interleaved, so both see the same load), and the process
 # helper's own cost.
-go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess)$' \
+go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess|BenchmarkSendHooksInSitu)$' \
   ./otelpgmq | tee -a "$raw"
 for op in Send Read; do
   for v in sampled unsampled; do
@@ -93,6 +93,15 @@ for op in Send Read; do
   # batcher (otelmetrics.NewSpanBatcher), for a TracerProvider built by hand.
   printf 'bar 6 instrumented %-4s sampled, SDK BatchSpanProcessor: ratio %5.3fx per call (recorded, no target)\n' \
     "$op" "$(median "BenchmarkInstrumented$op/sampled_sdk_batcher" pair_median_ratio)"
+done
+for v in sampled unsampled; do
+  printf 'bar 6 send hooks alone (TraceSendStart+End) %-9s in a loop %6s ns/op | inside the send loop %6s ns/op, %5.2f%% of the plain Send (recorded, no target)\n' \
+    "$v" "$(median "BenchmarkSendHooksInSitu/$v/loop" ns/op)" \
+    "$(awk -v s="$(median "BenchmarkSendHooksInSitu/$v/in_situ" start_ns/op)" -v e="$(median "BenchmarkSendHooksInSitu/$v/in_situ" end_ns/op)" 'BEGIN { print s + e }')" \
+    "$(awk -v r="$(median "BenchmarkSendHooksInSitu/$v/in_situ" hooks/plain)" 'BEGIN { print 100 * r }')"
+  printf 'bar 6 the same telemetry by the SDK calls alone (sdkFloor)  %-9s inside the send loop %6s ns/op, %5.2f%% of the plain Send (recorded, no target)\n' \
+    "$v" "$(awk -v s="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" start_ns/op)" -v e="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" end_ns/op)" 'BEGIN { print s + e }')" \
+    "$(awk -v r="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" hooks/plain)" 'BEGIN { print 100 * r }')"
 done
 for v in sampled unsampled bare; do
   printf 'bar 7 process helper (span, processor count, metrics) %-9s %9s ns/op %6s B/op %4s allocs/op (recorded, no target)\n' \
