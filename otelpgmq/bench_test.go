@@ -131,32 +131,8 @@ var samplings = []struct {
 func BenchmarkInstrumentedSend(b *testing.B) {
 	for _, s := range samplings {
 		b.Run(s.name, func(b *testing.B) {
-			db := pgmqtest.New(b)
-			ctx := b.Context()
 			tr, _ := benchTracer(b, s.sampled, s.sdkBatcher)
-			pool := benchPool(b, db)
-			plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(tr))
-			for _, q := range []string{"plain", "traced"} {
-				if err := plain.CreateQueue(ctx, q); err != nil {
-					b.Fatal(err)
-				}
-			}
-			payload := json.RawMessage(`{"order_id":42}`)
-			// Warm both paths (connections, the headers check).
-			if _, err := plain.Send(ctx, "plain", payload); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := traced.Send(ctx, "traced", payload); err != nil {
-				b.Fatal(err)
-			}
-			send := func(c *pgmqclient.Client, q string) func() {
-				return func() {
-					if _, err := c.Send(ctx, q, payload); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
+			sendPlain, sendTraced := sendPair(b, tr)
 			var p pairs
 			for i := 0; b.Loop(); i++ {
 				p.timed(i, sendPlain, sendTraced)
@@ -164,6 +140,34 @@ func BenchmarkInstrumentedSend(b *testing.B) {
 			p.report(b)
 		})
 	}
+}
+
+// sendPair returns a plain Send and one traced by tr, on one pool of a
+// database of their own, each to its own queue, both already run once
+// (connections, the headers check).
+func sendPair(b *testing.B, tr pgmqclient.SendTracer) (sendPlain, sendTraced func()) {
+	b.Helper()
+	db := pgmqtest.New(b)
+	ctx := b.Context()
+	pool := benchPool(b, db)
+	plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(tr))
+	for _, q := range []string{"plain", "traced"} {
+		if err := plain.CreateQueue(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	payload := json.RawMessage(`{"order_id":42}`)
+	send := func(c *pgmqclient.Client, q string) func() {
+		return func() {
+			if _, err := c.Send(ctx, q, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	sendPlain, sendTraced = send(plain, "plain"), send(traced, "traced")
+	sendPlain()
+	sendTraced()
+	return sendPlain, sendTraced
 }
 
 // BenchmarkInstrumentedRead is BenchmarkInstrumentedSend for Read: each
@@ -286,27 +290,8 @@ func BenchmarkSendHooksInSitu(b *testing.B) {
 // sendHooksInSitu alternates plain Sends with Sends traced by tr and
 // reports the plain call's time and that of tr's hooks.
 func sendHooksInSitu(b *testing.B, tr pgmqclient.SendTracer) {
-	db := pgmqtest.New(b)
-	ctx := b.Context()
-	pool := benchPool(b, db)
 	hooks := &timedHooks{tr: tr}
-	plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(hooks))
-	for _, q := range []string{"plain", "traced"} {
-		if err := plain.CreateQueue(ctx, q); err != nil {
-			b.Fatal(err)
-		}
-	}
-	payload := json.RawMessage(`{"order_id":42}`)
-	send := func(c *pgmqclient.Client, q string) func() {
-		return func() {
-			if _, err := c.Send(ctx, q, payload); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	sendPlain, sendTraced := send(plain, "plain"), send(traced, "traced")
-	sendPlain()
-	sendTraced()
+	sendPlain, sendTraced := sendPair(b, hooks)
 	hooks.start, hooks.end = 0, 0
 	var p pairs
 	for i := 0; b.Loop(); i++ {
