@@ -32,6 +32,7 @@ func UseSingleMessagePop(ctx context.Context, c *Client) error {
 	single := *caps
 	single.funcs = maps.Clone(caps.funcs)
 	delete(single.funcs, popWithQty)
+	single.derive()
 	c.caps.caps.Store(&single)
 	return nil
 }

@@ -309,7 +309,7 @@ func (c *Client) pop(ctx context.Context, queue string, qty int) ([]Message, err
 	if err != nil {
 		return nil, opErr(op, queue, err)
 	}
-	if _, ok := caps.funcs[popWithQty]; ok {
+	if caps.popQty {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.pop($1::text, $2::integer)`, queue, int32(qty))
 		return messages(op, queue, rows, err)
 	}

@@ -14,18 +14,18 @@ const reservedHeaderPrefix = "x-pgmq-"
 // sendTakesHeaders reports whether the server's pgmq.send takes headers
 // (1.5 on), from the client's Capabilities: asking the catalog (once)
 // rather than trying and falling back keeps a failed statement from
-// aborting the caller's transaction.
+// aborting the caller's transaction. Every traced Send asks, so the
+// answer is a field of the Capabilities, not a map lookup.
 func (c *Client) sendTakesHeaders(ctx context.Context) (bool, error) {
 	caps, err := c.Capabilities(ctx)
 	if err != nil {
 		return false, err
 	}
-	_, ok := caps.funcs[sendWithHeaders]
-	return ok, nil
+	return caps.sendHeaders, nil
 }
 
-// sendWithHeaders is the form of send the client calls with headers, built
-// once: the check runs on every traced Send.
+// sendWithHeaders is the form of send the client calls with headers;
+// Capabilities looks it up once per catalog read (sendHeaders).
 var sendWithHeaders = sig("send", textArg, "jsonb", "jsonb", integerArg)
 
 // hookHeader is hookHeaders for one message.

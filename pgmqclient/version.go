@@ -163,6 +163,16 @@ type Capabilities struct {
 	ExtensionVersion string
 	funcs            map[pgFunc]struct{}
 	names            map[string]struct{}
+
+	// The forms the client picks per call, looked up once (see derive).
+	sendHeaders bool // send(name, msg, headers, delay): 1.5 on
+	popQty      bool // pop(name, qty)
+}
+
+// derive sets the fields looked up once from funcs.
+func (c *Capabilities) derive() {
+	_, c.sendHeaders = c.funcs[sendWithHeaders]
+	_, c.popQty = c.funcs[popWithQty]
 }
 
 // Has reports whether every SQL function of the feature exists.
@@ -313,6 +323,7 @@ func (c *Client) loadCapabilities(ctx context.Context) (*Capabilities, error) {
 	if err != nil {
 		return nil, opErr(op, "", err)
 	}
+	caps.derive()
 	return caps, nil
 }
 
