@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -32,6 +33,27 @@ type Tracer struct {
 	inst       *instruments
 	now        func() time.Time
 	starts     sync.Map // spanKey -> *spanStart, built once per queue and operation
+	// recent holds, per operation, the kept start options last looked up:
+	// a program that sends to one queue finds them without hashing the key.
+	recent [len(operations)]atomic.Pointer[spanStart]
+}
+
+// operations index Tracer.recent.
+var operations = [...]pgmqclient.Operation{
+	pgmqclient.OperationSend, pgmqclient.OperationSendBatch, pgmqclient.OperationRead,
+	pgmqclient.OperationReadWithPoll, pgmqclient.OperationPop, pgmqclient.OperationDelete,
+	pgmqclient.OperationArchive, pgmqclient.OperationSetVT,
+}
+
+// recentFor returns the Tracer.recent slot of op, nil for an operation
+// without one.
+func (t *Tracer) recentFor(op string) *atomic.Pointer[spanStart] {
+	for i := range operations {
+		if string(operations[i]) == op {
+			return &t.recent[i]
+		}
+	}
+	return nil
 }
 
 // spanStart is the name and the kind and attribute options of one kind of
@@ -61,8 +83,18 @@ type spanKey struct {
 // program repeat a few of them; calls to queues that do not exist, under
 // names without end, leave nothing behind.
 func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opType attribute.KeyValue) *spanStart {
+	recent := t.recentFor(k.op)
+	if recent != nil {
+		if st := recent.Load(); st != nil && st.key == k {
+			return st
+		}
+	}
 	if o, ok := t.starts.Load(k); ok {
-		return o.(*spanStart)
+		st := o.(*spanStart)
+		if recent != nil {
+			recent.Store(st)
+		}
+		return st
 	}
 	typ := opType.Value.AsString()
 	return &spanStart{key: k, name: verb + " " + k.queue, opType: typ,
