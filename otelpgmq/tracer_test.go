@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
@@ -342,5 +344,41 @@ func TestServerWithoutHeaders(t *testing.T) {
 	}
 	if p := f.ended("process old"); len(p) != 2 || len(p[0].Links()) != 0 {
 		t.Errorf("process spans %v", names(p))
+	}
+}
+
+// Sends that alternate between queues, and operations that alternate on
+// one queue, each get their own span name and destination: the options an
+// operation remembers from its last call are used only for the same queue.
+func TestSpanOptionsAlternatingQueues(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tr := otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithPropagator(w3c))
+	ctx := t.Context()
+	var want []string
+	for i := range 6 {
+		q := []string{"a", "b", "c"}[i%3]
+		c := tr.TraceSendStart(ctx, nil, pgmqclient.TraceSendStartData{Queue: q, Headers: new(pgmqclient.HeaderCarrier)})
+		tr.TraceSendEnd(c, nil, pgmqclient.TraceSendEndData{MsgID: int64(i + 1)})
+		want = append(want, "send "+q+" "+q)
+		for _, op := range []pgmqclient.Operation{pgmqclient.OperationDelete, pgmqclient.OperationArchive} {
+			c = tr.TraceSettleStart(ctx, nil, pgmqclient.TraceSettleStartData{Queue: q, Operation: op, MsgIDs: []int64{int64(i + 1)}})
+			tr.TraceSettleEnd(c, nil, pgmqclient.TraceSettleEndData{})
+			want = append(want, string(op)+" "+q+" "+q)
+		}
+	}
+	var got []string
+	for _, s := range spans.Ended() {
+		dest := ""
+		for _, a := range s.Attributes() {
+			if a.Key == "messaging.destination.name" {
+				dest = a.Value.AsString()
+			}
+		}
+		got = append(got, s.Name()+" "+dest)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("spans %q, want %q", got, want)
 	}
 }
