@@ -143,3 +143,18 @@ func TestProcessorsConcurrentEndAtZero(t *testing.T) {
 		}
 	}
 }
+
+// Start and Finish allocate nothing, as ProcessorKind promises.
+func TestProcessorStartFinishNoAlloc(t *testing.T) {
+	m, _ := newTestMetrics(t)
+	k := m.Processor("alloc")
+	if n := testing.AllocsPerRun(1000, func() {
+		run := k.Start()
+		run.Finish()
+	}); n != 0 {
+		t.Errorf("Start+Finish: %v allocations, want 0", n)
+	}
+	if k.Active() != 0 {
+		t.Errorf("Active() = %d after balanced runs", k.Active())
+	}
+}
