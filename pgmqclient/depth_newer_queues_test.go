@@ -79,9 +79,9 @@ func TestSampleDepthsNewerQueueKinds(t *testing.T) {
 		return
 	}
 	// Above the exact-count threshold the depth of a partitioned queue
-	// comes from statistics the partitioned parent does not have; the
-	// sampler must still answer without error. Its figure is logged for
-	// the depth work (see the client notes).
+	// comes from its partitions (the partitioned parent has no statistics
+	// of its own): the sampler answers without error and within 1 % of the
+	// 100 messages held, 10 of them in flight.
 	sendN(t, ctx, c, "parted", 70)
 	s, err := pgmqclient.NewDepthSampler(db.Pool, pgmqclient.DepthOptions{Queues: []string{"parted"}, ExactCountThreshold: 20})
 	if err != nil {
@@ -91,5 +91,9 @@ func TestSampleDepthsNewerQueueKinds(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Sample of a partitioned queue above the threshold = %+v, %v", got, err)
 	}
-	t.Logf("partitioned queue holding 100 messages, threshold 20: %+v", got[0])
+	d := got[0]
+	t.Logf("partitioned queue holding 100 messages, threshold 20: %+v", d)
+	if d.Err != nil || d.Depth < 99 || d.Depth > 101 || d.Visible+d.Invisible != d.Depth || d.Invisible < 9 || d.Invisible > 11 {
+		t.Errorf("partitioned queue: %+v; want a depth of 100 within 1 %%, 10 invisible", d)
+	}
 }
