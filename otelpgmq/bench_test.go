@@ -31,12 +31,27 @@ import (
 // metrics aggregated.
 func benchTracer(b *testing.B, sampled, sdkBatcher bool) (*otelpgmq.Tracer, *otelmetrics.Metrics) {
 	b.Helper()
+	tp, mp := benchProviders(b, sampled, sdkBatcher)
+	m, err := otelmetrics.New(otelmetrics.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithMeterProvider(mp), otelpgmq.WithPropagator(w3c)), m
+}
+
+// benchProviders are the tracer and meter providers of benchTracer, shut
+// down when b ends.
+func benchProviders(b *testing.B, sampled, sdkBatcher bool) (*sdktrace.TracerProvider, *sdkmetric.MeterProvider) {
+	b.Helper()
 	sampler := sdktrace.NeverSample()
 	if sampled {
 		sampler = sdktrace.AlwaysSample()
 	}
-	proc := sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())
-	if !sdkBatcher {
+	var proc sdktrace.SpanProcessor
+	if sdkBatcher {
+		proc = sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())
+	} else {
 		var err error
 		if proc, err = otelmetrics.NewSpanBatcher(tracetest.NewNoopExporter()); err != nil {
 			b.Fatal(err)
@@ -48,12 +63,7 @@ func benchTracer(b *testing.B, sampled, sdkBatcher bool) (*otelpgmq.Tracer, *ote
 		_ = tp.Shutdown(context.Background())
 		_ = mp.Shutdown(context.Background())
 	})
-	m, err := otelmetrics.New(otelmetrics.WithMeterProvider(mp))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close() })
-	return otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithMeterProvider(mp), otelpgmq.WithPropagator(w3c)), m
+	return tp, mp
 }
 
 // benchPool is a pool on db whose sessions commit without waiting for the
@@ -318,20 +328,8 @@ type sdkFloor struct {
 }
 
 func newSDKFloor(b *testing.B, sampled bool) *sdkFloor {
-	sampler := sdktrace.NeverSample()
-	if sampled {
-		sampler = sdktrace.AlwaysSample()
-	}
-	proc, err := otelmetrics.NewSpanBatcher(tracetest.NewNoopExporter())
-	if err != nil {
-		b.Fatal(err)
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(proc))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
-	})
+	b.Helper()
+	tp, mp := benchProviders(b, sampled, false)
 	hist, err := mp.Meter("floor").Float64Histogram("messaging.client.operation.duration",
 		metric.WithExplicitBucketBoundaries(otelpgmq.DurationBuckets...))
 	if err != nil {

@@ -21,14 +21,15 @@ import (
 // depthDiscoverSQL lists the queues (pgmq.meta joined to the catalog) with
 // their table's oid, its id sequence's oid (0 when missing) and whether an
 // index leads with vt (looked up for partitioned queues only, which some
-// PGMQ releases create without one; PGMQ indexes every plain queue table
-// on vt), and in every row the server's clock (UTC) and whether it is a
-// standby, then whether the table is unlogged. It reads catalogs only and takes no lock on any queue
-// table, so its cost is one row per queue and it never waits on a locked
-// queue. The table and the sequence are looked up by name through
-// pg_class's (relname, relnamespace) index, one lookup per queue (LIMIT 1
-// keeps the planner from scanning pg_class, which holds several relations
-// per queue). Queue names never reach SQL as text: $1 is a bind parameter.
+// PGMQ releases create without one; PGMQ indexes every plain queue table on
+// vt), and in every row the server's clock (UTC) and whether it is a
+// standby, then whether the table is unlogged. It reads catalogs only and
+// takes no lock on any queue table, so its cost is one row per queue and it
+// never waits on a locked queue. The table and the sequence are looked up by
+// name through pg_class's (relname, relnamespace) index, one lookup per
+// queue (LIMIT 1 keeps the planner from scanning pg_class, which holds
+// several relations per queue). Queue names never reach SQL as text: $1 is a
+// bind parameter.
 const depthDiscoverSQL = `
 SELECT m.queue_name, c.relname, c.oid::text, coalesce(s.oid, 0)::text,
 	(c.relkind = 'r' OR EXISTS (

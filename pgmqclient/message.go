@@ -281,12 +281,12 @@ func readArgs(queue string, vt time.Duration, qty int) (int32, error) {
 //
 // Newer PGMQ releases have pop(name, qty); older ones only pop(name), which
 // takes one message. Which form the server has comes from the client's
-// Capabilities (read once, cached; RefreshCapabilities after an upgrade). With the one-message
-// form it calls pop once per message, up to qty times, stopping at the
-// first empty result: no message goes to two callers, but
+// Capabilities (read once, cached; RefreshCapabilities after an upgrade).
+// With the one-message form it calls pop once per message, up to qty times,
+// stopping at the first empty result: no message goes to two callers, but
 // the messages are not taken in one statement (inside a transaction they
-// still commit together). If a later call fails, the messages already
-// popped are returned together with the error.
+// still commit together). If a later call fails, the messages already popped
+// are returned together with the error.
 func (c *Client) Pop(ctx context.Context, queue string, qty int) ([]Message, error) {
 	const op = "pop"
 	if err := ValidateQueueName(queue); err != nil {
