@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgmqotel/pgmqotel/internal/readme"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/readme"
 )
 
 // TestReadmeMetricsTableMatchesCode keeps README.md's metrics table in step

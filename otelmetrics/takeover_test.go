@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
 
-	"github.com/pgmqotel/pgmqotel/internal/faultproxy"
-	"github.com/pgmqotel/pgmqotel/internal/pgbouncer"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgbouncer"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )

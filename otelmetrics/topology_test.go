@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/pgmqotel/pgmqotel/internal/election"
-	"github.com/pgmqotel/pgmqotel/internal/pgbouncer"
-	"github.com/pgmqotel/pgmqotel/internal/pgcluster"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgbouncer"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )

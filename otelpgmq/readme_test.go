@@ -3,7 +3,7 @@ package otelpgmq_test
 import (
 	"testing"
 
-	"github.com/pgmqotel/pgmqotel/internal/readme"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/readme"
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
 )
 

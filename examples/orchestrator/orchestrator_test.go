@@ -19,7 +19,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/pgmqotel/pgmqotel/internal/faultproxy"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgmqotel/pgmqotel/internal/pgbouncer"
-	"github.com/pgmqotel/pgmqotel/internal/pgcluster"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgbouncer"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
 

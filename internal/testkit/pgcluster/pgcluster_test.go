@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgmqotel/pgmqotel/internal/pgcluster"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 )
 
 func queryInt(t *testing.T, url, sql string) int64 {

@@ -29,7 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgmqotel/pgmqotel/internal/pgcluster"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 )
 
 // Pool modes.
