@@ -22,6 +22,8 @@ import (
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // Collector faults: no collector at all, or one that stops and comes back
@@ -159,9 +161,11 @@ func newApp(t *testing.T, db *pgmqtest.DB, mp *otelmetrics.Provider, queue strin
 	m, err := otelmetrics.New(
 		otelmetrics.WithMeterProvider(mp),
 		otelmetrics.WithPool("app", db.Pool),
-		otelmetrics.WithQueueSampling(db.Pool, queue),
-		otelmetrics.WithSampleTimeout(time.Second),
-		otelmetrics.WithMinSampleInterval(0), // the snapshot is checked against the truth
+		otelmetrics.WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(),
+			Depth:         queuedepth.Options{Queues: []string{queue}},
+			SampleTimeout: time.Second,
+			MinInterval:   -1, // every collection samples: the snapshot is checked against the truth
+		}),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -204,8 +208,8 @@ func (a *app) checkSnapshot() {
 	ctx, cancel := context.WithTimeout(context.Background(), exportWait)
 	defer cancel()
 	s := a.m.Snapshot(ctx)
-	if s.QueueSampler == nil || !s.QueueSampler.Healthy || s.Queues[a.queue].Depth != a.queued {
-		a.t.Fatalf("snapshot: sampler %+v, %s depth %d, want healthy and %d", s.QueueSampler, a.queue, s.Queues[a.queue].Depth, a.queued)
+	if len(s.Databases) != 1 || !s.Databases[0].Healthy || s.Databases[0].Queues[a.queue].Depth == nil || *s.Databases[0].Queues[a.queue].Depth != a.queued {
+		a.t.Fatalf("snapshot: %+v, want healthy and %s at depth %d", s.Databases, a.queue, a.queued)
 	}
 }
 

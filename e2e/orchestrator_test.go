@@ -135,8 +135,8 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		}
 		rep := reporter.health(t)
 		all := fmt.Sprintf(`sum(max by (messaging_destination_name, pgmq_message_state) (pgmq_queue_depth{messaging_destination_name=%q}))`, e2eQueue)
-		t.Logf("Prometheus %s = %v; truth: SELECT count(*) FROM pgmq.q_%s = %d; /healthz depth %d (visible %d, invisible %d)",
-			promql, v, e2eQueue, truth, rep.Queues[e2eQueue].Depth, rep.Queues[e2eQueue].Visible, rep.Queues[e2eQueue].Invisible)
+		t.Logf("Prometheus %s = %v; truth: SELECT count(*) FROM pgmq.q_%s = %d; /healthz %+v",
+			promql, v, e2eQueue, truth, rep.Databases)
 		for _, x := range s.QueryInstant(t, all) {
 			t.Logf("for reference, across both instances (the worker's last values included): %s = %v", all, x.Value)
 		}
@@ -261,11 +261,13 @@ type healthReport struct {
 		Used        int32   `json:"used"`
 		Max         int32   `json:"max"`
 	} `json:"pools"`
-	Queues map[string]struct {
-		Depth     int64 `json:"depth"`
-		Visible   int64 `json:"visible"`
-		Invisible int64 `json:"invisible"`
-	} `json:"queues"`
+	Databases []struct {
+		Queues map[string]struct {
+			Depth     *int64 `json:"depth"`
+			Visible   *int64 `json:"visible"`
+			Invisible *int64 `json:"invisible"`
+		} `json:"queues"`
+	} `json:"databases"`
 	Database struct {
 		Healthy bool   `json:"healthy"`
 		Error   string `json:"error"`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 func benchCollect(b *testing.B, r sdkmetric.Reader, rm *metricdata.ResourceMetrics) {
@@ -39,7 +40,7 @@ func benchReplicasRound(b *testing.B, election bool) {
 	}
 	replicas := make([]replica, 3)
 	for i := range replicas {
-		m, r := newTestMetrics(b, WithQueueSampling(db.Pool), WithMinSampleInterval(0), WithSamplerElection(election))
+		m, r := newTestMetrics(b, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, NoElection: !election}))
 		replicas[i] = replica{m, r}
 	}
 	var rm metricdata.ResourceMetrics
@@ -48,7 +49,7 @@ func benchReplicasRound(b *testing.B, election bool) {
 	}
 	queries := func() (n int64) {
 		for _, rp := range replicas {
-			n += rp.m.sampler.queries.Load()
+			n += sampler(rp.m).Stats().Queries
 		}
 		return n
 	}
@@ -78,7 +79,7 @@ func BenchmarkThrottledReaders(b *testing.B) {
 	r1, r2 := sdkmetric.NewManualReader(), sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r1), sdkmetric.WithReader(r2))
 	defer func() { _ = mp.Shutdown(ctx) }()
-	m, err := New(WithMeterProvider(mp), WithQueueSampling(db.Pool), WithMinSampleInterval(interval), withClock(clock))
+	m, err := New(WithMeterProvider(mp), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: interval, Now: clock}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func BenchmarkThrottledReaders(b *testing.B) {
 	// first one included: counting n/4 would charge the first interval's
 	// sample to a fraction of an interval when n is not a multiple of 4.
 	intervals := float64((max(ticks.Load(), 1)-1)/4 + 1)
-	b.ReportMetric(float64(m.sampler.samples.Load())/intervals, "db_samples/interval")
+	b.ReportMetric(float64(sampler(m).Stats().Attempts)/intervals, "db_samples/interval")
 }
 
 // BenchmarkFullCollection: one collection with 3 pools, 100 queues and 10
@@ -116,7 +117,7 @@ func BenchmarkFullCollection(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	opts := []Option{WithQueueSampling(db.Pool)}
+	var opts []Option
 	for i := range 3 {
 		opts = append(opts, WithPool(fmt.Sprintf("pool_%d", i), newPool(b, db.URL, 10)))
 	}
@@ -125,7 +126,11 @@ func BenchmarkFullCollection(b *testing.B) {
 		interval time.Duration
 	}{{"sampled", 0}, {"throttled", time.Hour}} {
 		b.Run(tc.name, func(b *testing.B) {
-			m, r := newTestMetrics(b, append(opts, WithMinSampleInterval(tc.interval), WithSamplerElection(false))...)
+			minInterval := tc.interval
+			if minInterval == 0 {
+				minInterval = -1 // every collection samples
+			}
+			m, r := newTestMetrics(b, append(opts, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: minInterval, NoElection: true}))...)
 			var runs []ProcessorRun
 			for i := range 10 {
 				runs = append(runs, m.Processor(fmt.Sprintf("kind_%d", i)).Start())

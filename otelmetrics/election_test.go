@@ -9,9 +9,10 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/pgmqotel/pgmqotel/internal/election"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 type replica struct {
@@ -42,8 +43,7 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 	const ttl = time.Second
 	replicas := make([]replica, 3)
 	for i := range replicas {
-		m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "shared"), WithMinSampleInterval(0),
-			WithElectionTTL(ttl), WithSampleTimeout(ttl/2))
+		m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{Queues: []string{"shared"}}, MinInterval: -1, SampleTimeout: ttl / 2, ElectionTTL: ttl}))
 		replicas[i] = replica{m, r}
 	}
 
@@ -54,7 +54,7 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 	// Queue queries per interval stay at one, whatever the number of replicas.
 	queries := func() (n int64) {
 		for _, rp := range replicas {
-			n += rp.m.sampler.queries.Load()
+			n += sampler(rp.m).Stats().Queries
 		}
 		return n
 	}
@@ -66,17 +66,17 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 		t.Fatalf("queue queries in one round of three replicas = %d, want 1", d)
 	}
 	holder := first[0]
-	roles := map[SamplerRole]int{}
+	roles := map[queuesampler.Role]int{}
 	for _, rp := range replicas {
-		roles[rp.m.Snapshot(ctx).QueueSampler.Role]++
+		roles[rp.m.Snapshot(ctx).Databases[0].Role]++
 	}
-	if roles[RoleSampler] != 1 || roles[RoleStandby] != 2 {
+	if roles[queuesampler.RoleSampler] != 1 || roles[queuesampler.RoleStandby] != 2 {
 		t.Fatalf("roles = %v, want one sampler and two standbys", roles)
 	}
 
 	// Killing the holder's session ends no term: leadership is a lease,
 	// not a session. The holder reconnects at once and goes on leading.
-	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, samplerAppName); err != nil {
+	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, queuesampler.AppName); err != nil {
 		t.Fatal(err)
 	}
 	if got := reporting(t, replicas); len(got) != 1 || got[0] != holder {
@@ -125,33 +125,6 @@ func TestOneSamplerAcrossReplicas(t *testing.T) {
 	}
 }
 
-// The sampler sets nothing on its session, so a pooler in transaction mode
-// has nothing to refuse or leak to the application's sessions: its
-// timeouts are local to each sample's transaction.
-func TestSamplerSetsNothingOnTheSession(t *testing.T) {
-	db := pgmqtest.New(t)
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithSampleTimeout(time.Second))
-	collect(t, r)
-	conn := m.sampler.conn.conn
-	if conn == nil {
-		t.Fatal("no sampler connection after a collection")
-	}
-	for setting, want := range map[string]string{
-		"application_name":  samplerAppName,
-		"statement_timeout": "0",
-		"lock_timeout":      "0",
-		"plan_cache_mode":   "auto",
-	} {
-		var got string
-		if err := conn.QueryRow(context.Background(), "SELECT current_setting($1)", setting).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Errorf("%s = %q, want %q", setting, got, want)
-		}
-	}
-}
-
 // A sample reused within the minimum interval is not reported once its
 // term has ended: a replica that no longer leads reports nothing from its
 // old term, even from memory. The term ends here by resignation, as when
@@ -161,21 +134,21 @@ func TestCachedSampleOfEndedTermNotReported(t *testing.T) {
 	if err := pgmqclient.New(db.Pool).CreateQueue(context.Background(), "jobs"); err != nil {
 		t.Fatal(err)
 	}
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(time.Hour), WithElectionTTL(3*time.Hour))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: time.Hour, ElectionTTL: 3 * time.Hour}))
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
 		t.Fatal("no depth from the leader")
 	}
-	samples := m.sampler.samples.Load()
-	if err := m.sampler.elector.Resign(context.Background()); err != nil {
+	samples := sampler(m).Stats().Attempts
+	if err := sampler(m).Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if pts := collect(t, r).points(MetricQueueDepth); len(pts) != 0 {
 		t.Fatalf("a cached sample of an ended term was reported: %v", pts)
 	}
-	if s := m.Snapshot(context.Background()); len(s.Queues) != 0 || s.QueueSampler.Role == RoleSampler {
-		t.Fatalf("snapshot reports an ended term's sample: %+v %v", s.QueueSampler, s.Queues)
+	if s := m.Snapshot(context.Background()); len(s.Databases[0].Queues) != 0 || s.Databases[0].Role == queuesampler.RoleSampler {
+		t.Fatalf("snapshot reports an ended term's sample: %+v %v", s.Databases, s.Databases[0].Queues)
 	}
-	if n := m.sampler.samples.Load(); n != samples {
+	if n := sampler(m).Stats().Attempts; n != samples {
 		t.Fatalf("the sample was not reused (%d samples, then %d): the test proves nothing", samples, n)
 	}
 }
@@ -193,7 +166,7 @@ func TestUnhealthyLeaderExportsNoDepthButShowsIt(t *testing.T) {
 	healthy.Store(true)
 	// Every collection samples (and renews), so each one writes the
 	// lease's health as it stands.
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithExportHealth(healthy.Load), WithMinSampleInterval(0))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}), WithExportHealth(healthy.Load))
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
 		t.Fatal("no depth from the healthy leader")
 	}
@@ -201,11 +174,11 @@ func TestUnhealthyLeaderExportsNoDepthButShowsIt(t *testing.T) {
 	if pts := collect(t, r).points(MetricQueueDepth); len(pts) != 0 {
 		t.Fatalf("an unhealthy leader exported depth: %v", pts)
 	}
-	if st := m.sampler.elector.Status(); st.State != election.Leader {
-		t.Fatalf("alone, the unhealthy replica should still lead: %+v", st)
+	if !sampler(m).Leading() {
+		t.Fatal("alone, the unhealthy replica should still lead")
 	}
-	if s := m.Snapshot(context.Background()); s.QueueSampler.Role != RoleSampler || len(s.Queues) != 1 {
-		t.Fatalf("the unhealthy leader's own snapshot lost its queues: %+v %v", s.QueueSampler, s.Queues)
+	if s := m.Snapshot(context.Background()); s.Databases[0].Role != queuesampler.RoleSampler || len(s.Databases[0].Queues) != 1 {
+		t.Fatalf("the unhealthy leader's own snapshot lost its queues: %+v %v", s.Databases, s.Databases[0].Queues)
 	}
 	healthy.Store(true)
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
@@ -222,7 +195,7 @@ func TestSnapshotAfterCloseStaysClosed(t *testing.T) {
 	if err := pgmqclient.New(db.Pool).CreateQueue(ctx, "jobs"); err != nil {
 		t.Fatal(err)
 	}
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}))
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
 		t.Fatal("no depth from the leader")
 	}
@@ -230,8 +203,8 @@ func TestSnapshotAfterCloseStaysClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := m.Snapshot(ctx)
-	if s.QueueSampler == nil || s.QueueSampler.Role == RoleSampler || len(s.Queues) != 0 || s.QueueSampler.Error == "" {
-		t.Fatalf("snapshot after Close: %+v %v, want no queues and an error", s.QueueSampler, s.Queues)
+	if len(s.Databases) == 0 || s.Databases[0].Role == queuesampler.RoleSampler || len(s.Databases[0].Queues) != 0 || s.Databases[0].Error == "" {
+		t.Fatalf("snapshot after Close: %+v %v, want no queues and an error", s.Databases, s.Databases[0].Queues)
 	}
 	var held int
 	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pgmqotel.election_lease WHERE expires_at > now()").Scan(&held); err != nil {
@@ -245,8 +218,8 @@ func TestSnapshotAfterCloseStaysClosed(t *testing.T) {
 // A TTL the leader could not renew within is refused before any I/O.
 func TestElectionTTLTooShort(t *testing.T) {
 	db := pgmqtest.New(t)
-	_, err := New(WithQueueSampling(db.Pool), WithMinSampleInterval(time.Minute), WithElectionTTL(30*time.Second))
-	if !errors.Is(err, ErrInvalidElectionTTL) {
-		t.Fatalf("New with a TTL below the minimum sample interval: %v, want ErrInvalidElectionTTL", err)
+	_, err := New(WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: time.Minute, ElectionTTL: 30 * time.Second}))
+	if !errors.Is(err, queuesampler.ErrInvalidElectionTTL) {
+		t.Fatalf("New with a TTL below the minimum sample interval: %v, want queuesampler.ErrInvalidElectionTTL", err)
 	}
 }

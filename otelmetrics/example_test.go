@@ -116,10 +116,10 @@ func ExampleMetrics_Snapshot() {
 
 	run := m.Processor("reports").Start()
 	snap := m.Snapshot(context.Background())
-	fmt.Println(snap.ActiveProcessors, snap.Processors, snap.QueueSampler == nil)
+	fmt.Println(snap.ActiveProcessors, snap.Processors, len(snap.Databases))
 	run.Finish()
 	// Output:
-	// 1 map[reports:1] true
+	// 1 map[reports:1] 0
 }
 
 // NewMeterProvider reads the standard OTEL_* variables; options in code

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
@@ -90,5 +91,5 @@ func defaultElectionTTL(mp any, sampleTimeout time.Duration) time.Duration {
 	if p, ok := mp.(*Provider); ok && p.interval > 0 {
 		return 3*p.interval + sampleTimeout
 	}
-	return DefaultElectionTTL
+	return queuesampler.DefaultElectionTTL
 }

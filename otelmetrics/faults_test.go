@@ -17,6 +17,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // These tests put a fault proxy between the module and a real PostgreSQL
@@ -182,8 +183,7 @@ func testDatabaseFault(t *testing.T, f dbFault, election bool) {
 		t.Fatal(err)
 	}
 	sendN(t, fdb.direct, "jobs", 3)
-	m, r := newTestMetrics(t, WithPool("app", fdb.pool), WithQueueSampling(fdb.pool),
-		WithSampleTimeout(faultTimeout), WithMinSampleInterval(0), WithSamplerElection(election))
+	m, r := newTestMetrics(t, WithPool("app", fdb.pool), WithQueueSampler(queuesampler.Config{Conn: fdb.pool.Config(), MinInterval: -1, SampleTimeout: faultTimeout, NoElection: !election}))
 	run := m.Processor("worker").Start()
 	defer run.Finish()
 	q := queueAttr("jobs")
@@ -245,8 +245,8 @@ func testDatabaseFault(t *testing.T, f dbFault, election bool) {
 		if _, ok := got.value(MetricQueueDepth, q, visible); ok {
 			break
 		}
-		last := m.sampler.last.Load()
-		t.Fatalf("no queue points at the first collection after the fault (role %s %s, error %v)", last.role, last.reason, last.err)
+		last := sampler(m).Last()
+		t.Fatalf("no queue points at the first collection after the fault (role %s %s, error %v)", last.Role, last.Reason, last.Err)
 	}
 	t.Logf("queue points back at collection %d after the fault", collections)
 	if v := got.mustValue(t, MetricQueueDepth, q, visible); v != 5 {
@@ -255,8 +255,8 @@ func testDatabaseFault(t *testing.T, f dbFault, election bool) {
 	if v := got.mustValue(t, MetricQueueSent, q); v != 5 {
 		t.Fatalf("sent after the fault = %v, want 5", v)
 	}
-	if s := m.Snapshot(ctx); s.QueueSampler == nil || !s.QueueSampler.Healthy || s.Queues["jobs"].Depth != 5 {
-		t.Fatalf("snapshot after recovery: sampler %+v queues %v", s.QueueSampler, s.Queues)
+	if s := m.Snapshot(ctx); len(s.Databases) == 0 || !s.Databases[0].Healthy || val(s.Databases[0].Queues["jobs"].Depth) != 5 {
+		t.Fatalf("snapshot after recovery: sampler %+v queues %v", s.Databases, s.Databases[0].Queues)
 	}
 }
 
@@ -275,8 +275,7 @@ func TestProcessorsNeverWaitForTheDatabase(t *testing.T) {
 			if err := fdb.direct.CreateQueue(context.Background(), "jobs"); err != nil {
 				t.Fatal(err)
 			}
-			m, r := newTestMetrics(t, WithPool("app", fdb.pool), WithQueueSampling(fdb.pool),
-				WithSampleTimeout(time.Hour), WithMinSampleInterval(0))
+			m, r := newTestMetrics(t, WithPool("app", fdb.pool), WithQueueSampler(queuesampler.Config{Conn: fdb.pool.Config(), MinInterval: -1, SampleTimeout: time.Hour}))
 			collect(t, r) // connected and elected
 
 			f.cause(fdb.proxy)
@@ -289,7 +288,7 @@ func TestProcessorsNeverWaitForTheDatabase(t *testing.T) {
 			}()
 			// The collection is stuck once its statement sits in the proxy.
 			eventually(t, hangGuard, "the sampler to be stuck", func() bool {
-				return len(m.sampler.sem) == 1 && fdb.proxy.Conns() > 0
+				return sampler(m).Stats().Sampling && fdb.proxy.Conns() > 0
 			})
 
 			kind := m.Processor("worker")
@@ -341,13 +340,13 @@ func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 	}
 	sendN(t, c, "locked", 2)
 	const timeout = time.Second
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithSampleTimeout(timeout), WithMinSampleInterval(0))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, SampleTimeout: timeout}))
 	run := m.Processor("worker").Start()
 	defer run.Finish()
 	if v := timedCollect(t, r, timeout).mustValue(t, MetricQueueDepth, queueAttr("locked"), visible); v != 2 {
 		t.Fatalf("depth before the lock = %v, want 2", v)
 	}
-	conn := m.sampler.conn.conn
+	connects := sampler(m).Stats().Connects
 
 	release := lockTable(t, db.URL, "q_locked")
 
@@ -369,8 +368,8 @@ func TestLockedQueueTableBoundedByTimeout(t *testing.T) {
 		}
 	}
 	s := m.Snapshot(ctx)
-	t.Logf("sampler while locked: %+v", s.QueueSampler)
-	if m.sampler.conn.conn != conn {
+	t.Logf("sampler while locked: %+v", s.Databases)
+	if sampler(m).Stats().Connects != connects {
 		t.Error("the sampler reconnected: the server's lock_timeout should have ended the statement before the client gave up")
 	}
 
@@ -389,7 +388,7 @@ func TestQueueChangesBetweenCollections(t *testing.T) {
 	db := pgmqtest.New(t)
 	ctx := context.Background()
 	c := pgmqclient.New(db.Pool)
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}))
 	q := queueAttr("churn")
 	mustHave := func(what string, depth, sent float64) {
 		t.Helper()
@@ -458,7 +457,7 @@ func TestQueueDroppedDuringSample(t *testing.T) {
 		}
 	}
 	sendN(t, c, "a_stays", 2)
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0), WithSampleTimeout(hangGuard))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, SampleTimeout: hangGuard}))
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("b_dropped"), visible); !ok {
 		t.Fatal("b_dropped not reported before the drop")
 	}

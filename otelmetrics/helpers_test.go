@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -114,4 +115,16 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// sampler is m's queue sampler of its first (in these tests only)
+// database.
+func sampler(m *Metrics) *queuesampler.Sampler { return m.dbs[0].s }
+
+// val is a snapshot figure, -1 where it is null.
+func val(p *int64) int64 {
+	if p == nil {
+		return -1
+	}
+	return *p
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // TestMain fails the package's tests if any goroutine is still running once
@@ -86,8 +87,7 @@ func TestNoGoroutineSurvivesShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := New(WithMeterProvider(p), WithPool("", db.Pool), WithQueueSampling(db.Pool),
-				WithMinSampleInterval(0), WithSampleTimeout(time.Second))
+			m, err := New(WithMeterProvider(p), WithPool("", db.Pool), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, SampleTimeout: time.Second}))
 			if err != nil {
 				t.Fatal(err)
 			}

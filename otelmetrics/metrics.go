@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -44,9 +45,8 @@ const (
 	AttrErrorType       = "error.type"
 )
 
-// ErrInvalidElectionTTL is returned by New when WithElectionTTL is too
-// short for the leader to renew its lease between two samples.
-var ErrInvalidElectionTTL = errors.New("invalid election TTL")
+// messagingSystem is the messaging.system of the queue points.
+const messagingSystem = "pgmq"
 
 // Metrics owns the registered instruments. Create it with New and release it
 // with Close. Its methods are safe for concurrent use.
@@ -54,7 +54,8 @@ type Metrics struct {
 	cfg          config
 	processors   processorRegistry
 	pools        []*poolObserver
-	sampler      *queueSampler // nil without queue sampling
+	dbs          []*sampledDB // one per sampled database
+	cardinality  cardinalityCheck
 	registration []metric.Registration
 	closeOnce    sync.Once
 	closeErr     error
@@ -73,18 +74,7 @@ func New(opts ...Option) (*Metrics, error) {
 	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
 		cfg.exportHealth = p.ExportHealthy
 	}
-	// The leader renews at each sample, and samples come at most every
-	// minimum interval: the lease must outlast that.
-	floor := cfg.minSampleInterval + cfg.sampleTimeout
-	switch {
-	case cfg.electionTTL == 0:
-		cfg.electionTTL = max(defaultElectionTTL(mp, cfg.sampleTimeout), 2*floor)
-	case cfg.queuePool != nil && cfg.election && cfg.electionTTL <= floor:
-		return nil, fmt.Errorf("otelmetrics: %w: election TTL %v must exceed the minimum sample interval plus the sample timeout (%v)",
-			ErrInvalidElectionTTL, cfg.electionTTL, floor)
-	}
-
-	m := &Metrics{cfg: cfg}
+	m := &Metrics{cfg: cfg, cardinality: cardinalityCheck{limit: cardinalityLimitOf(cfg)}}
 	for _, p := range cfg.pools {
 		m.pools = append(m.pools, newPoolObserver(p.name, p.pool))
 	}
@@ -95,14 +85,33 @@ func New(opts ...Option) (*Metrics, error) {
 	}
 	m.registration = append(m.registration, reg)
 
-	if cfg.queuePool != nil {
-		s, err := newQueueSampler(cfg)
+	for _, sc := range cfg.samplers {
+		if sc.ExportHealthy == nil {
+			sc.ExportHealthy = cfg.exportHealth
+		}
+		if sc.ElectionTTL == 0 {
+			timeout := sc.SampleTimeout
+			if timeout <= 0 {
+				timeout = queuesampler.DefaultSampleTimeout
+			}
+			minInterval := sc.MinInterval
+			if minInterval == 0 {
+				minInterval = queuesampler.DefaultMinInterval
+			}
+			sc.ElectionTTL = max(defaultElectionTTL(mp, timeout), 2*(max(minInterval, 0)+timeout))
+		}
+		if sc.OnError == nil {
+			sc.OnError = otel.Handle
+		}
+		s, err := queuesampler.New(sc)
 		if err != nil {
 			_ = m.Close()
-			return nil, err
+			return nil, fmt.Errorf("otelmetrics: queue sampling: %w", err)
 		}
-		m.sampler = s
-		reg, err := s.register(meter)
+		m.dbs = append(m.dbs, newSampledDB(s))
+	}
+	if len(m.dbs) > 0 {
+		reg, err := m.registerQueues(meter)
 		if err != nil {
 			_ = m.Close()
 			return nil, err
@@ -150,8 +159,8 @@ func (m *Metrics) Close() error {
 		for _, r := range m.registration {
 			errs = append(errs, r.Unregister())
 		}
-		if m.sampler != nil {
-			errs = append(errs, m.sampler.close())
+		for _, db := range m.dbs {
+			errs = append(errs, db.s.Close())
 		}
 		m.closeErr = errors.Join(errs...)
 	})

@@ -4,20 +4,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 	"go.opentelemetry.io/otel/metric"
-)
-
-// Defaults for the queue sampler.
-const (
-	// DefaultSampleTimeout bounds one queue sample, connection included.
-	DefaultSampleTimeout = 2 * time.Second
-	// DefaultMinSampleInterval is the shortest time between two queue
-	// samples; collections in between (several readers, health checks)
-	// reuse the last sample.
-	DefaultMinSampleInterval = time.Second
-	// DefaultElectionTTL is the election lease's lifetime when the export
-	// interval is unknown (a MeterProvider not made by NewMeterProvider).
-	DefaultElectionTTL = 30 * time.Second
 )
 
 // Option configures New. A nil Option is ignored.
@@ -35,32 +24,16 @@ type namedPool struct {
 }
 
 type config struct {
-	meterProvider     metric.MeterProvider
-	pools             []namedPool
-	queuePool         *pgxpool.Pool
-	queues            []string
-	sampleTimeout     time.Duration
-	minSampleInterval time.Duration
-	exactThreshold    int64
-	includeQueues     []string
-	excludeQueues     []string
-	providerLimit     int // declared cardinality limit of a user-supplied provider; 0 unknown
-	election          bool
-	electionKey       int64
-	electionKeySet    bool
-	electionTTL       time.Duration // 0: derived (see defaultElectionTTL)
-	exportHealth      func() bool   // nil: the Provider's, if any
-	samplerConfig     *pgxpool.Config
-	now               func() time.Time
+	meterProvider metric.MeterProvider
+	pools         []namedPool
+	samplers      []queuesampler.Config
+	providerLimit int         // declared cardinality limit of a user-supplied provider; 0 unknown
+	exportHealth  func() bool // nil: the Provider's, if any
+	now           func() time.Time
 }
 
 func newConfig(opts []Option) config {
-	c := config{
-		sampleTimeout:     DefaultSampleTimeout,
-		minSampleInterval: DefaultMinSampleInterval,
-		election:          true,
-		now:               time.Now,
-	}
+	c := config{now: time.Now}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -91,99 +64,39 @@ func WithPool(name string, pool *pgxpool.Pool) Option {
 	})
 }
 
-// WithQueueSampling enables the PGMQ queue instruments. The sampler opens
-// one dedicated connection the way the pool opens its own (its connection
-// config, BeforeConnect, AfterConnect and query exec mode), so pool
-// saturation never delays a sample and a sample never takes a connection
-// from the application. WithSamplerConfig connects it elsewhere. With no queue names every queue is reported,
-// discovered at each sample; a dropped queue simply stops being reported.
+// WithQueueSampling reports the PGMQ queues of the database pool connects
+// to: every queue, discovered at each sample, or the named ones. The
+// queues are sampled by a queuesampler.Sampler on a connection of its own,
+// opened the way the pool opens its connections, with the defaults of
+// queuesampler.Config; WithQueueSampler takes the whole configuration.
+// Nil is ignored.
 func WithQueueSampling(pool *pgxpool.Pool, queues ...string) Option {
 	return optionFunc(func(c *config) {
 		if pool != nil {
-			c.queuePool = pool
-			c.queues = append([]string(nil), queues...)
+			c.samplers = append(c.samplers, queuesampler.Config{Conn: pool.Config(),
+				Depth: queuedepth.Options{Queues: append([]string(nil), queues...)}})
 		}
 	})
 }
 
-// WithSampleTimeout bounds one queue sample (connecting, electing and
-// querying). Non-positive values are ignored.
-func WithSampleTimeout(d time.Duration) Option {
+// WithQueueSampler reports the PGMQ queues of one database, sampled as cfg
+// says (which queues, how they are counted, the sample timeout and
+// interval, the election across replicas). Give it once per database:
+// every point of a database carries its server.address, server.port and
+// db.namespace, so same-named queues of two databases stay apart. When
+// cfg.ExportHealthy is nil, the sampler uses WithExportHealth's predicate;
+// when cfg.ElectionTTL is zero, three export intervals plus the sample
+// timeout where the export interval is known. cfg.OnError defaults to
+// otel.Handle. A cfg without Conn is ignored.
+func WithQueueSampler(cfg queuesampler.Config) Option {
 	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.sampleTimeout = d
+		if cfg.Conn != nil {
+			c.samplers = append(c.samplers, cfg)
 		}
 	})
 }
 
-// WithMinSampleInterval sets the shortest time between two queue samples.
-// Collections within it reuse the last successful sample. Negative values
-// are ignored; zero samples at every collection.
-func WithMinSampleInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d >= 0 {
-			c.minSampleInterval = d
-		}
-	})
-}
-
-// WithExactCountThreshold sets the depth up to which queues are counted
-// exactly; deeper queues are estimated from PostgreSQL's statistics.
-// Non-positive values are ignored (the default is
-// pgmqclient.DefaultExactCountThreshold).
-func WithExactCountThreshold(n int64) Option {
-	return optionFunc(func(c *config) {
-		if n > 0 {
-			c.exactThreshold = n
-		}
-	})
-}
-
-// WithSamplerConfig connects the queue sampler with cfg instead of the
-// sampled pool's configuration: another DSN (the primary, when the
-// application's pool reads from a standby; a direct address, when the pool
-// goes through a pooler), another role, other hooks. Its BeforeConnect and
-// AfterConnect run as pgxpool would run them. The config is copied. Nil is
-// ignored.
-func WithSamplerConfig(cfg *pgxpool.Config) Option {
-	return optionFunc(func(c *config) {
-		if cfg != nil {
-			c.samplerConfig = cfg.Copy()
-		}
-	})
-}
-
-// WithSamplerElection turns the election of a single queue sampler across
-// replicas on or off (default on). When on, only the replica holding the
-// election lease (a row in pgmqotel.election_lease, see ElectionDDL)
-// reports queue metrics; the others report only their processors and
-// pools. The leader renews the lease at each collection and steps down
-// when it cannot, when its term's trust window runs out, or when its
-// exports keep failing; another replica takes over within the lease's TTL
-// (WithElectionTTL).
-func WithSamplerElection(enabled bool) Option {
-	return optionFunc(func(c *config) { c.election = enabled })
-}
-
-// WithElectionTTL sets the lifetime of the sampler's election lease from
-// each renewal: the longest a replica that froze, lost the network or died
-// keeps the other replicas from taking over. It must be longer than the
-// time between two collections plus the sample timeout, or leadership
-// lapses between collections; New refuses (ErrInvalidElectionTTL) one not
-// above the minimum sample interval plus the sample timeout. The default
-// is three export intervals plus the sample timeout when the MeterProvider
-// comes from NewMeterProvider, else DefaultElectionTTL, and at least twice
-// the minimum sample interval plus the sample timeout. Non-positive values
-// are ignored.
-func WithElectionTTL(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.electionTTL = d
-		}
-	})
-}
-
-// WithExportHealth gives the sampler election a predicate telling whether
+// WithExportHealth gives the queue samplers' elections a predicate telling whether
 // this replica's metrics reach the backend. A leader for which it turns
 // false marks its lease unhealthy, and a replica for which it is true takes
 // the lease over at its next collection, so the queue metrics move to a
@@ -197,40 +110,6 @@ func WithExportHealth(healthy func() bool) Option {
 			c.exportHealth = healthy
 		}
 	})
-}
-
-// WithElectionKey sets the key of the sampler election. By default it is
-// derived from the configured queue names, so replicas sampling the same
-// queues elect one sampler among themselves.
-func WithElectionKey(key int64) Option {
-	return optionFunc(func(c *config) {
-		c.electionKey = key
-		c.electionKeySet = true
-	})
-}
-
-// withClock replaces time.Now, for tests of the throttle.
-func withClock(now func() time.Time) Option {
-	return optionFunc(func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	})
-}
-
-// WithQueueInclude limits queue sampling to the queues whose name matches
-// one of these glob patterns (path.Match syntax: "orders_*", "tmp_?",
-// matched case-insensitively). May be given several times; the patterns
-// add up. Invalid patterns make New fail.
-func WithQueueInclude(patterns ...string) Option {
-	return optionFunc(func(c *config) { c.includeQueues = append(c.includeQueues, patterns...) })
-}
-
-// WithQueueExclude leaves out of queue sampling the queues whose name
-// matches one of these glob patterns, after WithQueueInclude. May be given
-// several times; the patterns add up. Invalid patterns make New fail.
-func WithQueueExclude(patterns ...string) Option {
-	return optionFunc(func(c *config) { c.excludeQueues = append(c.excludeQueues, patterns...) })
 }
 
 // WithProviderCardinalityLimit declares the cardinality limit (points per

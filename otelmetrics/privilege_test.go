@@ -16,6 +16,8 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // monitorRole creates a login role that holds nothing but pg_monitor (and
@@ -123,7 +125,7 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 	// election fails loudly, typed by the refusal's SQLSTATE, naming the
 	// way out; no queue point is made up.
 	h := setErrorHandler(t)
-	_, r := newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1}))
 	got := collect(t, r)
 	if pts := got.points(MetricQueueDepth); len(pts) != 0 {
 		t.Fatalf("queue points without an election table: %v", pts)
@@ -136,19 +138,19 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 	}
 
 	// The documented one-time setup: the table, and the role's grant.
-	for _, sql := range []string{ElectionDDL, ElectionGrantSQL(u.User.Username())} {
+	for _, sql := range []string{queuesampler.ElectionDDL, queuesampler.ElectionGrantSQL(u.User.Username())} {
 		if _, err := db.Pool.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
 
 	// Every queue, discovered, and a named one, with and without election.
-	for _, opts := range [][]Option{
-		{WithQueueSampling(pool)},
-		{WithQueueSampling(pool, "orders"), WithSamplerElection(false)},
+	for _, sc := range []queuesampler.Config{
+		{Conn: pool.Config(), MinInterval: -1},
+		{Conn: pool.Config(), MinInterval: -1, Depth: queuedepth.Options{Queues: []string{"orders"}}, NoElection: true},
 	} {
 		h := setErrorHandler(t)
-		m, r := newTestMetrics(t, append(opts, WithPool("monitor", pool), WithMinSampleInterval(0))...)
+		m, r := newTestMetrics(t, WithQueueSampler(sc), WithPool("monitor", pool))
 		got := collect(t, r)
 		if n := got.samplerErrors(); n != 0 {
 			t.Fatalf("sampler errors as the monitoring role: %v (%v)", got.errorTypes(), handled(h))
@@ -162,14 +164,14 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 		if v := got.mustValue(t, MetricQueueOldestAge, queueAttr("orders")); v < 0 {
 			t.Fatalf("orders oldest age = %v", v)
 		}
-		if len(m.cfg.queues) == 0 {
+		if len(sc.Depth.Queues) == 0 {
 			if v := got.mustValue(t, MetricQueueDepth, queueAttr("Emails"), visible); v != 1 {
 				t.Fatalf("Emails = %v, want 1", v)
 			}
 		}
 		s := m.Snapshot(ctx)
-		if s.QueueSampler == nil || !s.QueueSampler.Healthy || s.QueueSampler.Role != RoleSampler {
-			t.Fatalf("snapshot as the monitoring role: %+v", s.QueueSampler)
+		if len(s.Databases) == 0 || !s.Databases[0].Healthy || s.Databases[0].Role != queuesampler.RoleSampler {
+			t.Fatalf("snapshot as the monitoring role: %+v", s.Databases)
 		}
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
@@ -182,7 +184,7 @@ func TestQueueSamplingAsPgMonitorOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	setErrorHandler(t)
-	_, r = newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
+	_, r = newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1}))
 	got = collect(t, r)
 	if pts := got.points(MetricQueueDepth); len(pts) != 0 {
 		t.Fatalf("queue points without pg_monitor: %v", pts)

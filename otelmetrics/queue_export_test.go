@@ -13,6 +13,8 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // Each depth point says how it was obtained: a queue above the threshold
@@ -31,7 +33,7 @@ func TestDepthMethodAttribute(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO pgmq.q_deep (vt, message) SELECT now(), '{}' FROM generate_series(1, 20000)`); err != nil {
 		t.Fatal(err)
 	}
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithExactCountThreshold(100), WithMinSampleInterval(0))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{ExactCountThreshold: 100}, MinInterval: -1}))
 	got := collect(t, r)
 	method := func(m string) attribute.KeyValue { return attribute.String(AttrDepthMethod, m) }
 	if v := got.mustValue(t, MetricQueueDepth, queueAttr("small"), visible, method(DepthMethodCount)); v != 3 {
@@ -55,7 +57,7 @@ func TestMissingNamedQueueReportedOnce(t *testing.T) {
 	if err := pgmqclient.New(db.Pool).CreateQueue(ctx, "real"); err != nil {
 		t.Fatal(err)
 	}
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool, "real", "ghost"), WithMinSampleInterval(0))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{Queues: []string{"real", "ghost"}}, MinInterval: -1}))
 	for range 3 {
 		got := collect(t, r)
 		if _, ok := got.value(MetricQueueDepth, queueAttr("real"), visible); !ok {
@@ -69,7 +71,7 @@ func TestMissingNamedQueueReportedOnce(t *testing.T) {
 		t.Fatalf("otel.Handle got %d errors (%v), want one about ghost", n, h.errs)
 	}
 	snap := m.Snapshot(ctx)
-	if q, ok := snap.Queues["ghost"]; !ok || !strings.Contains(q.Error, "not found") {
+	if q, ok := snap.Databases[0].Queues["ghost"]; !ok || !strings.Contains(q.Error, "not found") {
 		t.Fatalf("snapshot of ghost: %+v (present %v), want an error", q, ok)
 	}
 }
@@ -135,7 +137,7 @@ func TestCardinalityWarning(t *testing.T) {
 		h := setErrorHandler(t)
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(tc.limit))
-		m, err := New(WithMeterProvider(mp), WithQueueSampling(db.Pool), WithProviderCardinalityLimit(tc.limit), WithMinSampleInterval(0))
+		m, err := New(WithMeterProvider(mp), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}), WithProviderCardinalityLimit(tc.limit))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +169,7 @@ func TestQueuePatterns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithQueueInclude("orders_*"), WithQueueExclude("*_TMP"), WithMinSampleInterval(0))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{Include: []string{"orders_*"}, Exclude: []string{"*_TMP"}}, MinInterval: -1}))
 	got := collect(t, r)
 	var queues []string
 	for _, p := range got.points(MetricQueueDepth) {
@@ -180,7 +182,7 @@ func TestQueuePatterns(t *testing.T) {
 	if fmt.Sprint(queues) != "[orders_eu]" {
 		t.Fatalf("sampled %v, want [orders_eu]", queues)
 	}
-	if _, err := New(WithQueueSampling(db.Pool), WithQueueInclude("[")); err == nil {
+	if _, err := New(WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{Include: []string{"["}}})); err == nil {
 		t.Fatal("New accepted the pattern \"[\"")
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 var (
@@ -45,7 +47,7 @@ func TestQueueDepth(t *testing.T) {
 	if err := c.CreateQueue(ctx, "orders"); err != nil {
 		t.Fatal(err)
 	}
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0), WithSamplerElection(false))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, NoElection: true}))
 	q := queueAttr("orders")
 	sys := attribute.String(AttrMessagingSystem, "pgmq")
 
@@ -101,7 +103,7 @@ func TestQueueOldestAgeGrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	sendN(t, c, "ages", 1)
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool, "ages"), WithMinSampleInterval(0), WithSamplerElection(false))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{Queues: []string{"ages"}}, MinInterval: -1, NoElection: true}))
 	first := collect(t, r).mustValue(t, MetricQueueOldestAge, queueAttr("ages"))
 	if first < 0 {
 		t.Fatalf("negative age %v", first)
@@ -120,7 +122,7 @@ func TestQueueDiscoveryFollowsCreateAndDrop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0), WithSamplerElection(false))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, NoElection: true}))
 	got := collect(t, r)
 	for _, q := range []string{"a_queue", "MixedCase"} {
 		if _, ok := got.value(MetricQueueDepth, queueAttr(q), visible); !ok {
@@ -140,8 +142,8 @@ func TestQueueDiscoveryFollowsCreateAndDrop(t *testing.T) {
 	if _, ok := got.value(MetricQueueDepth, queueAttr("later"), visible); !ok {
 		t.Fatal("a queue created after start is not reported")
 	}
-	if s := m.Snapshot(ctx); len(s.Queues) != 2 || s.QueueSampler == nil || !s.QueueSampler.Healthy {
-		t.Fatalf("snapshot queues %v sampler %+v", s.Queues, s.QueueSampler)
+	if s := m.Snapshot(ctx); len(s.Databases[0].Queues) != 2 || len(s.Databases) == 0 || !s.Databases[0].Healthy {
+		t.Fatalf("snapshot queues %v sampler %+v", s.Databases[0].Queues, s.Databases)
 	}
 }
 
@@ -155,7 +157,7 @@ func TestQueueFixedListReportsOnlyThose(t *testing.T) {
 		}
 	}
 	sendN(t, c, "wanted", 2)
-	_, r := newTestMetrics(t, WithQueueSampling(db.Pool, "Wanted", "missing"), WithMinSampleInterval(0), WithSamplerElection(false))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), Depth: queuedepth.Options{Queues: []string{"Wanted", "missing"}}, MinInterval: -1, NoElection: true}))
 	got := collect(t, r)
 	if v := got.mustValue(t, MetricQueueDepth, queueAttr("wanted"), visible); v != 2 {
 		t.Fatalf("wanted = %v, want 2", v)
@@ -173,7 +175,7 @@ func TestQueueSamplingRejectsBadNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	_, err = New(WithQueueSampling(pool, "ok", "bad;name"))
+	_, err = New(WithQueueSampler(queuesampler.Config{Conn: pool.Config(), Depth: queuedepth.Options{Queues: []string{"ok", "bad;name"}}}))
 	if !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
 		t.Fatalf("New with a hostile queue name: %v, want ErrInvalidQueueName", err)
 	}
@@ -223,7 +225,7 @@ func TestQueueSamplingWithDatabaseUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	m, r := newTestMetrics(t, WithPool("", pool), WithQueueSampling(pool), WithMinSampleInterval(0), WithSampleTimeout(300*time.Millisecond))
+	m, r := newTestMetrics(t, WithPool("", pool), WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1, SampleTimeout: 300 * time.Millisecond}))
 	run := m.Processor("worker").Start()
 	defer run.Finish()
 
@@ -249,8 +251,8 @@ func TestQueueSamplingWithDatabaseUnreachable(t *testing.T) {
 		t.Fatalf("the same failure was handed to otel.Handle %d times, want once", n)
 	}
 	snap := m.Snapshot(context.Background())
-	if snap.QueueSampler == nil || snap.QueueSampler.Healthy || snap.QueueSampler.Error == "" {
-		t.Fatalf("snapshot sampler = %+v, want unhealthy with an error", snap.QueueSampler)
+	if len(snap.Databases) == 0 || snap.Databases[0].Healthy || snap.Databases[0].Error == "" {
+		t.Fatalf("snapshot sampler = %+v, want unhealthy with an error", snap.Databases)
 	}
 }
 
@@ -270,12 +272,12 @@ func TestQueueSamplingIsThrottled(t *testing.T) {
 	r1, r2 := sdkmetric.NewManualReader(), sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r1), sdkmetric.WithReader(r2))
 	defer func() { _ = mp.Shutdown(ctx) }()
-	m, err := New(WithMeterProvider(mp), WithQueueSampling(db.Pool), WithMinSampleInterval(10*time.Second), WithSamplerElection(false), withClock(clock))
+	m, err := New(WithMeterProvider(mp), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: 10 * time.Second, NoElection: true, Now: clock}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	samples := func() int64 { return m.sampler.samples.Load() }
+	samples := func() int64 { return sampler(m).Stats().Attempts }
 
 	var wg sync.WaitGroup
 	for range 3 {

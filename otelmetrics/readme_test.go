@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgmqotel/pgmqotel/internal/testkit/readme"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // TestReadmeMetricsTableMatchesCode keeps README.md's metrics table in step
@@ -19,7 +20,7 @@ func TestReadmeMetricsTableMatchesCode(t *testing.T) {
 	}
 	defer pool.Close()
 	rec := readme.NewRecorder()
-	m, err := New(WithMeterProvider(rec), WithPool("p", pool), WithQueueSampling(pool))
+	m, err := New(WithMeterProvider(rec), WithPool("p", pool), WithQueueSampler(queuesampler.Config{Conn: pool.Config()}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // The secrets the test hands to the module. None may come out anywhere.
@@ -200,13 +202,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 				exportErrors := o.count("otel.Handle", "metrics")
 				reader := sdkmetric.NewManualReader()
 				p := newProvider(t, WithReader(reader))
-				live, err := New(WithMeterProvider(p), WithPool("", livePool), WithQueueSampling(livePool),
-					WithSampleTimeout(faultTimeout), WithMinSampleInterval(0))
+				live, err := New(WithMeterProvider(p), WithPool("", livePool), WithQueueSampler(queuesampler.Config{Conn: livePool.Config(), MinInterval: -1, SampleTimeout: faultTimeout}))
 				if err != nil {
 					t.Fatal(err)
 				}
-				dead, err := New(WithMeterProvider(p), WithPool("", deadPool), WithQueueSampling(deadPool, "secret_q"),
-					WithSampleTimeout(faultTimeout), WithMinSampleInterval(0), WithSamplerElection(false))
+				dead, err := New(WithMeterProvider(p), WithPool("", deadPool), WithQueueSampler(queuesampler.Config{Conn: deadPool.Config(), Depth: queuedepth.Options{Queues: []string{"secret_q"}}, MinInterval: -1, SampleTimeout: faultTimeout, NoElection: true}))
 				if err != nil {
 					t.Fatal(err)
 				}

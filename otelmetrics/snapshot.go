@@ -4,7 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // Snapshot is what an orchestrator serves on its health endpoint: the same
@@ -19,13 +20,9 @@ type Snapshot struct {
 	Processors map[string]int64 `json:"processors"`
 	// Pools is keyed by pool name; sampled at Time.
 	Pools map[string]PoolSnapshot `json:"pools"`
-	// Queues is keyed by queue name. It is empty when queue sampling is
-	// off, when this instance is a standby, or when the last sample failed
-	// (see QueueSampler).
-	Queues map[string]QueueSnapshot `json:"queues"`
-	// QueueSampler describes the queue sampler's state; nil when queue
-	// sampling is off.
-	QueueSampler *SamplerSnapshot `json:"queue_sampler,omitempty"`
+	// Databases are the sampled databases, in the order they were given
+	// (WithQueueSampling, WithQueueSampler); empty without queue sampling.
+	Databases []DatabaseSnapshot `json:"databases"`
 }
 
 // PoolSnapshot is one pool's sample.
@@ -37,15 +34,41 @@ type PoolSnapshot struct {
 	Max         int32   `json:"max"`
 }
 
-// QueueSnapshot is one queue's sample.
+// DatabaseSnapshot is one database's queue sampler and its queues.
+type DatabaseSnapshot struct {
+	// ServerAddress, ServerPort and Namespace identify the database as the
+	// points' server.address, server.port and db.namespace do.
+	ServerAddress string `json:"server_address"`
+	ServerPort    int    `json:"server_port"`
+	Namespace     string `json:"db_namespace"`
+	// Role says whether this instance samples the database's queues;
+	// Reason says why not ("held": another replica leads; "unhealthy":
+	// its exports fail and a healthy replica leads; "read_only": the
+	// database is a standby; "lost" or "untrusted": its term ended).
+	Role   queuesampler.Role `json:"role"`
+	Reason string            `json:"reason,omitempty"`
+	// SampledAt is when the last attempt ended; zero before the first.
+	SampledAt time.Time `json:"sampled_at"`
+	// Healthy is false when the last attempt failed, for example because
+	// the database is unreachable; Error then says why.
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+	// Queues is keyed by queue name; empty unless Role is "sampler".
+	Queues map[string]QueueSnapshot `json:"queues"`
+}
+
+// QueueSnapshot is one queue's sample. A figure that is not known is
+// null (nil), never 0: the queue could not be sampled (Error says why),
+// or its depth could not be known within the sampler's bounds.
 type QueueSnapshot struct {
-	Depth            int64   `json:"depth"`
-	Visible          int64   `json:"visible"`
-	Invisible        int64   `json:"invisible"`
-	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
-	// TotalSent is left out (0, total_sent_known false) on a standby.
-	TotalSent      int64 `json:"total_sent"`
-	TotalSentKnown bool  `json:"total_sent_known"`
+	Depth     *int64 `json:"depth"`
+	Visible   *int64 `json:"visible"`
+	Invisible *int64 `json:"invisible"`
+	// OldestAgeSeconds is the age of the oldest message; 0 when empty.
+	OldestAgeSeconds *float64 `json:"oldest_age_seconds"`
+	// TotalSent is the messages ever sent; null on a standby and for
+	// unlogged queues (see pgmq.queue.sent.messages).
+	TotalSent *int64 `json:"total_sent"`
 	// Estimated is true when Depth is an estimate because the queue is
 	// deeper than the exact-count threshold.
 	Estimated bool `json:"estimated"`
@@ -58,36 +81,21 @@ type QueueSnapshot struct {
 	Source          string `json:"source,omitempty"`
 	// Error, when set, says why this queue's figures are missing (the
 	// queue does not exist, its table was locked, its depth could not be
-	// known); its depth fields are then 0 and were not exported.
+	// known); they were not exported either.
 	Error string `json:"error,omitempty"`
 }
 
-// SamplerSnapshot describes the last queue sampling attempt.
-type SamplerSnapshot struct {
-	Role SamplerRole `json:"role"`
-	// Reason says why this instance is not the sampler: "held" (another
-	// replica leads), "unhealthy" (its exports fail and a healthy replica leads), "read_only" (its
-	// database is a standby), "lost" or "untrusted" (its term ended).
-	Reason string `json:"reason,omitempty"`
-	// SampledAt is when the last attempt ended; zero before the first.
-	SampledAt time.Time `json:"sampled_at"`
-	// Healthy is false when the last attempt failed, for example because
-	// the database is unreachable; Error then says why.
-	Healthy bool   `json:"healthy"`
-	Error   string `json:"error,omitempty"`
-}
-
 // Snapshot assembles the current figures. Processors and pools are read
-// from memory; queues come from the queue sampler, which reuses a sample
-// younger than the minimum interval and otherwise takes one bounded by the
+// from memory; queues come from the queue samplers, which reuse a sample
+// younger than the minimum interval and otherwise take one bounded by the
 // sample timeout and by ctx. Snapshot therefore returns within the sample
-// timeout even when the database is down, reporting it as unhealthy.
+// timeout even when a database is down, reporting it as unhealthy.
 func (m *Metrics) Snapshot(ctx context.Context) Snapshot {
 	snap := Snapshot{
 		Time:       m.cfg.now(),
 		Processors: m.ActiveProcessorsByKind(),
 		Pools:      make(map[string]PoolSnapshot, len(m.pools)),
-		Queues:     map[string]QueueSnapshot{},
+		Databases:  []DatabaseSnapshot{},
 	}
 	for _, n := range snap.Processors {
 		snap.ActiveProcessors += n
@@ -96,55 +104,62 @@ func (m *Metrics) Snapshot(ctx context.Context) Snapshot {
 		s, _ := p.stats()
 		snap.Pools[p.name] = PoolSnapshot{Utilization: s.Utilization, Used: s.Used, Idle: s.Idle, Total: s.Total, Max: s.Max}
 	}
-	if m.sampler == nil {
-		return snap
-	}
-	sample, err := m.sampler.get(ctx)
-	if sample == nil {
-		// ctx ended while another sample was in progress: report the
-		// previous one if any.
-		sample = m.sampler.last.Load()
-	}
-	ss := &SamplerSnapshot{Role: RoleUnknown}
-	snap.QueueSampler = ss
-	switch {
-	case sample == nil:
-		ss.Error = err.Error()
-	case sample.err != nil:
-		ss.SampledAt, ss.Error = sample.at, sample.err.Error()
-	default:
-		ss.Role, ss.Reason, ss.SampledAt, ss.Healthy = sample.role, sample.reason, sample.at, true
-		if sample.role == RoleSampler && !m.sampler.current(sample) {
-			// Taken in a term that has ended since: another replica
-			// may be reporting now.
-			ss.Role, ss.Reason = RoleStandby, "untrusted"
-		}
-		if ss.Role != RoleSampler {
-			break
-		}
-		for _, d := range sample.depths {
-			snap.Queues[d.Queue] = queueSnapshot(d)
-		}
+	for _, db := range m.dbs {
+		snap.Databases = append(snap.Databases, databaseSnapshot(ctx, db.s))
 	}
 	return snap
 }
 
-// queueSnapshot is d as the snapshot shows it.
-func queueSnapshot(d pgmqclient.QueueDepth) QueueSnapshot {
-	if d.Err != nil {
-		return QueueSnapshot{Error: d.Err.Error(), TotalSent: d.TotalSent, TotalSentKnown: d.TotalSentKnown,
-			OldestAgeSeconds: d.OldestAge.Seconds()}
+// databaseSnapshot is one sampler's state and, where it samples, its
+// queues.
+func databaseSnapshot(ctx context.Context, s *queuesampler.Sampler) DatabaseSnapshot {
+	srv := s.Server()
+	ds := DatabaseSnapshot{ServerAddress: srv.Address, ServerPort: srv.Port, Namespace: srv.Namespace,
+		Role: queuesampler.RoleUnknown, Queues: map[string]QueueSnapshot{}}
+	sample, err := s.Get(ctx)
+	if sample == nil {
+		// ctx ended while another sample was in progress: report the
+		// previous one if any.
+		sample = s.Last()
 	}
-	return QueueSnapshot{
-		Depth:            d.Depth,
-		Visible:          d.Visible,
-		Invisible:        d.Invisible,
-		OldestAgeSeconds: d.OldestAge.Seconds(),
-		TotalSent:        d.TotalSent,
-		TotalSentKnown:   d.TotalSentKnown,
-		Estimated:        d.Estimated,
-		VisibleMethod:    string(d.VisibleMethod),
-		InvisibleMethod:  string(d.InvisibleMethod),
-		Source:           d.Source,
+	switch {
+	case sample == nil:
+		ds.Error = err.Error()
+	case sample.Err != nil:
+		ds.SampledAt, ds.Error = sample.At, sample.Err.Error()
+	default:
+		ds.Role, ds.Reason, ds.SampledAt, ds.Healthy = sample.Role, sample.Reason, sample.At, true
+		if sample.Role == queuesampler.RoleSampler && !s.Current(sample) {
+			// Taken in a term that has ended since: another replica may
+			// be reporting now.
+			ds.Role, ds.Reason = queuesampler.RoleStandby, "untrusted"
+		}
+		if ds.Role != queuesampler.RoleSampler {
+			break
+		}
+		for _, q := range sample.Queues {
+			ds.Queues[q.Name] = queueSnapshot(q)
+		}
 	}
+	return ds
+}
+
+// queueSnapshot is q as the snapshot shows it.
+func queueSnapshot(q queuedepth.Queue) QueueSnapshot {
+	var qs QueueSnapshot
+	if q.TotalSentKnown {
+		qs.TotalSent = &q.TotalSent
+	}
+	if q.AgeKnown() {
+		age := q.OldestAge.Seconds()
+		qs.OldestAgeSeconds = &age
+	}
+	if !q.Known() {
+		qs.Error = q.Err.Error()
+		return qs
+	}
+	qs.Depth, qs.Visible, qs.Invisible = &q.Depth, &q.Visible, &q.Invisible
+	qs.Estimated = q.Estimated()
+	qs.VisibleMethod, qs.InvisibleMethod, qs.Source = string(q.VisibleMethod), string(q.InvisibleMethod), q.Source
+	return qs
 }

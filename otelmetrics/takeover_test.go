@@ -21,6 +21,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgbouncer"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // These tests make the replica holding the sampler election useless in
@@ -132,8 +133,7 @@ func startReplica(t *testing.T, name, endpoint string, pool *pgxpool.Pool, st ta
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(WithMeterProvider(p), WithQueueSampling(pool), WithMinSampleInterval(0),
-		WithElectionTTL(st.ttl), WithSampleTimeout(st.timeout))
+	m, err := New(WithMeterProvider(p), WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1, SampleTimeout: st.timeout, ElectionTTL: st.ttl}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func runTakeover(t *testing.T, hc holderCase, st takeoverSettings, bound time.Du
 	eventually(t, bound, "B's depth after the fault", func() bool { _, ok := sink.firstDepth("B"); return ok })
 	took := time.Since(faultAt)
 	mustNotOverlap(t, sink, "A", "B")
-	if s := b.Snapshot(context.Background()).QueueSampler; s.Role != RoleSampler {
+	if s := b.Snapshot(context.Background()).Databases[0]; s.Role != queuesampler.RoleSampler {
 		t.Fatalf("B's role after the takeover: %+v", s)
 	}
 	return took
@@ -374,7 +374,7 @@ func TestTakeoverTimings(t *testing.T) {
 	if os.Getenv("PGMQOTEL_TAKEOVER") == "" {
 		t.Skip("set PGMQOTEL_TAKEOVER=1 to measure takeover times (scripts/takeover.sh)")
 	}
-	st := takeoverSettings{interval: 2 * time.Second, timeout: DefaultSampleTimeout}
+	st := takeoverSettings{interval: 2 * time.Second, timeout: queuesampler.DefaultSampleTimeout}
 	st.ttl = 3*st.interval + st.timeout
 	runs, _ := strconv.Atoi(os.Getenv("PGMQOTEL_TAKEOVER_RUNS"))
 	runs = max(runs, 1)

@@ -11,11 +11,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/pgmqotel/pgmqotel/internal/election"
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgbouncer"
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
 // These tests run the queue sampler in the topologies of issue 10 against
@@ -67,14 +67,14 @@ func parsePool(t *testing.T, dsn string) *pgxpool.Config {
 }
 
 // holder reads the election lease of m's sampler directly.
-func holder(t *testing.T, dsn string, m *Metrics) election.Lease {
+func holder(t *testing.T, dsn string, m *Metrics) queuesampler.Lease {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	l, err := election.NewPostgres(election.PgConnQueryer{Conn: conn.PgConn()}).Holder(context.Background(), m.sampler.key)
+	l, err := queuesampler.LeaseHolder(context.Background(), conn, sampler(m).ElectionKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,22 +93,19 @@ func TestSamplerThroughPgBouncer(t *testing.T) {
 			sendN(t, bdb.client, "jobs", 3)
 			pool := poolOf(t, parsePool(t, bdb.bouncer.URL("", "", bdb.db.Name)))
 			const timeout = time.Second
-			m, r := newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0), WithSampleTimeout(timeout))
+			m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1, SampleTimeout: timeout}))
 			got := collect(t, r)
 			if v, ok := got.value(MetricQueueDepth, queueAttr("jobs"), visible); !ok || v != 3 {
 				t.Fatalf("depth through PgBouncer (%s) = %v %v; errors %v %v", mode, v, ok, got.errorTypes(), handled(h))
 			}
-			if !m.sampler.conn.pooled {
-				t.Error("PgBouncer not detected")
-			}
-			conn := m.sampler.conn.conn
+			connects := sampler(m).Stats().Connects
 
 			release := lockTable(t, bdb.db.URL, "q_jobs")
 			got = timedCollect(t, r, timeout)
 			if v := got.mustValue(t, MetricSamplerErrors, attribute.String(AttrErrorType, "timeout")); v != 1 {
 				t.Fatalf("timeouts = %v (%v)", v, got.errorTypes())
 			}
-			if m.sampler.conn.conn != conn {
+			if sampler(m).Stats().Connects != connects {
 				t.Error("the sampler reconnected: the server-side timeouts did not end the statement first")
 			}
 			release()
@@ -129,7 +126,7 @@ func TestSamplerErrorsDeduplicatedByType(t *testing.T) {
 	for _, p := range []string{"statement_timeout", "lock_timeout", "search_path", "work_mem", "plan_cache_mode"} {
 		bad.ConnConfig.RuntimeParams[p] = "1"
 	}
-	_, r := newTestMetrics(t, WithQueueSampling(bdb.db.Pool), WithSamplerConfig(bad), WithMinSampleInterval(0))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: bad, MinInterval: -1}))
 	const n = 8
 	var got collected
 	messages := map[string]bool{}
@@ -156,7 +153,7 @@ func TestOneSamplerThroughTransactionPooler(t *testing.T) {
 	replicas := make([]replica, 2)
 	for i := range replicas {
 		pool := poolOf(t, parsePool(t, dsn))
-		m, r := newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
+		m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1}))
 		replicas[i] = replica{m, r}
 	}
 	leaders := map[int]int{}
@@ -178,7 +175,7 @@ func TestOneSamplerThroughTransactionPooler(t *testing.T) {
 	if l := holder(t, bdb.db.URL, replicas[0].m); !l.IsZero() {
 		t.Fatalf("lease left behind after both replicas closed: %+v", l)
 	}
-	_, r := newTestMetrics(t, WithQueueSampling(bdb.db.Pool))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: bdb.db.Pool.Config()}))
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
 		t.Fatal("a direct replica does not lead at its first collection after the others closed")
 	}
@@ -205,8 +202,8 @@ func TestSamplerOnStandby(t *testing.T) {
 	standbyPool := poolOf(t, parsePool(t, standby.URL(db.Name)))
 
 	h := setErrorHandler(t)
-	onPrimary, rp := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0))
-	onStandby, rs := newTestMetrics(t, WithQueueSampling(standbyPool), WithMinSampleInterval(0))
+	onPrimary, rp := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}))
+	onStandby, rs := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: standbyPool.Config(), MinInterval: -1}))
 	for range 3 {
 		if v := collect(t, rp).mustValue(t, MetricQueueDepth, queueAttr("jobs"), visible); v != 2 {
 			t.Fatalf("primary's depth = %v", v)
@@ -219,7 +216,7 @@ func TestSamplerOnStandby(t *testing.T) {
 			t.Fatalf("a replica on a standby counts failures: %v", got.errorTypes())
 		}
 	}
-	if s := onStandby.Snapshot(context.Background()).QueueSampler; s.Role != RoleReadOnly || s.Reason != "read_only" {
+	if s := onStandby.Snapshot(context.Background()).Databases[0]; s.Role != queuesampler.RoleReadOnly || s.Reason != "read_only" {
 		t.Fatalf("standby replica's sampler: %+v", s)
 	}
 	if errs := handled(h); len(errs) != 1 {
@@ -228,7 +225,7 @@ func TestSamplerOnStandby(t *testing.T) {
 	_ = onPrimary
 
 	// Pointed at the primary, the standby's replica stands too.
-	eligible, re := newTestMetrics(t, WithQueueSampling(standbyPool), WithSamplerConfig(db.Pool.Config()), WithMinSampleInterval(0))
+	eligible, re := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}))
 	replicas := []replica{{onPrimary, rp}, {eligible, re}}
 	if got := reporting(t, replicas); len(got) != 1 {
 		t.Fatalf("reporting: %v", got)
@@ -250,10 +247,10 @@ func TestHealthCheckCancelKeepsSession(t *testing.T) {
 	if err := c.CreateQueue(context.Background(), "jobs"); err != nil {
 		t.Fatal(err)
 	}
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0), WithSampleTimeout(3*time.Second))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, SampleTimeout: 3 * time.Second}))
 	collect(t, r)
-	conn := m.sampler.conn.conn
-	term := holder(t, db.URL, m).Term
+	connects := sampler(m).Stats().Connects
+	term := holder(t, db.URL, m)
 	release := lockTable(t, db.URL, "q_jobs")
 
 	const budget = 800 * time.Millisecond
@@ -267,23 +264,16 @@ func TestHealthCheckCancelKeepsSession(t *testing.T) {
 	// A sample may finish within the budget (the locked queue costs its
 	// lock timeout, pgmqclient.DefaultDepthLockTimeout), but never with a
 	// depth for the locked queue.
-	if q, ok := s.Queues["jobs"]; s.QueueSampler == nil || ok && q.Error == "" && s.QueueSampler.SampledAt.After(start) {
-		t.Fatalf("snapshot during the lock: %+v, jobs %+v", s.QueueSampler, s.Queues["jobs"])
+	if q, ok := s.Databases[0].Queues["jobs"]; len(s.Databases) == 0 || ok && q.Error == "" && s.Databases[0].SampledAt.After(start) {
+		t.Fatalf("snapshot during the lock: %+v, jobs %+v", s.Databases, s.Databases[0].Queues["jobs"])
 	}
 	release()
-	// The sample the health check started finishes on its own; holding
-	// the sampler's semaphore, the test reads its connection safely.
-	select {
-	case m.sampler.sem <- struct{}{}:
-	case <-time.After(hangGuard):
-		t.Fatal("the sample started by the health check never finished")
-	}
-	closed := m.sampler.conn.conn != conn || conn.IsClosed()
-	<-m.sampler.sem
-	if closed {
+	// The sample the health check started finishes on its own.
+	eventually(t, hangGuard, "the sample started by the health check to finish", func() bool { return !sampler(m).Stats().Sampling })
+	if sampler(m).Stats().Connects != connects {
 		t.Fatal("the health check's cancel closed the sampler's connection")
 	}
-	if now := holder(t, db.URL, m).Term; !now.Equal(term) {
+	if now := holder(t, db.URL, m); now.LeaderID != term.LeaderID || !now.ElectedAt.Equal(term.ElectedAt) {
 		t.Fatalf("term changed: %+v -> %+v", term, now)
 	}
 	if _, ok := collect(t, r).value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
@@ -316,7 +306,7 @@ func TestSamplerConnectsAsThePool(t *testing.T) {
 	}
 	h := setErrorHandler(t)
 	b0, a0 := before.Load(), after.Load()
-	_, r := newTestMetrics(t, WithQueueSampling(pool), WithMinSampleInterval(0))
+	_, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1}))
 	got := collect(t, r)
 	if _, ok := got.value(MetricQueueDepth, queueAttr("jobs"), visible); !ok {
 		t.Fatalf("no depth with a BeforeConnect password: %v %v", got.errorTypes(), handled(h))
@@ -339,17 +329,19 @@ func TestIdleSessionTimeoutRetriedAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := setErrorHandler(t)
-	m, r := newTestMetrics(t, WithQueueSampling(db.Pool), WithMinSampleInterval(0))
+	m, r := newTestMetrics(t, WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}))
 	for i := range 3 {
 		got := collect(t, r)
 		if _, ok := got.value(MetricQueueDepth, queueAttr("jobs"), visible); !ok || got.samplerErrors() != 0 {
 			t.Fatalf("collection %d: depth present %v, errors %v (%v)", i, ok, got.errorTypes(), handled(h))
 		}
-		conn := m.sampler.conn.conn
+		if n := sampler(m).Stats().Connects; n != int64(i+1) {
+			t.Fatalf("collection %d: %d connections opened, want %d (one per idle timeout)", i, n, i+1)
+		}
 		// The server ends the idle session before the next collection.
 		eventually(t, hangGuard, "the server to end the idle session", func() bool {
 			var n int
-			if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", int32(conn.PgConn().PID())).Scan(&n); err != nil {
+			if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()", queuesampler.AppName).Scan(&n); err != nil {
 				return false // the pool's own connections die idle too
 			}
 			return n == 0

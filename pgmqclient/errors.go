@@ -152,3 +152,15 @@ func notInstalled(cause error) error {
 func invalidArg(op, queue, format string, args ...any) error {
 	return &OpError{Op: op, Queue: queue, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)}
 }
+
+// NotInstalled returns err wrapped to match ErrPGMQNotInstalled, with the
+// install hint, when it is the server saying that PGMQ's schema, its meta
+// table or one of its functions does not exist; any other err unchanged.
+// Packages that run their own SQL against PGMQ's catalog (queuedepth) use
+// it to report a missing PGMQ as the client does.
+func NotInstalled(err error) error {
+	if missingPGMQ(err) {
+		return notInstalled(err)
+	}
+	return err
+}

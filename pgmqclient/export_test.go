@@ -3,7 +3,6 @@ package pgmqclient
 import (
 	"context"
 	"maps"
-	"time"
 )
 
 // Hooks for the external tests (package pgmqclient_test).
@@ -36,30 +35,3 @@ func UseSingleMessagePop(ctx context.Context, c *Client) error {
 	c.caps.caps.Store(&single)
 	return nil
 }
-
-// DepthStatements lists every statement of depth_sql.go, the per-table
-// ones built for table rel.
-func DepthStatements(rel string) map[string]string {
-	return map[string]string{
-		"scan":               depthScanSQL(rel),
-		"discover":           depthDiscoverSQL,
-		"catalog":            depthCatalogSQL,
-		"local timeouts":     localTimeoutsSQL,
-		"probe, vt index":    depthProbeSQL(rel, true),
-		"probe, no vt index": depthProbeSQL(rel, false),
-		"id sample":          depthSampleSQL(rel),
-	}
-}
-
-// SetCatalogChunk sets how many queues one catalog statement reads, for
-// tests crossing chunk boundaries with few queues; it returns the
-// function restoring the default.
-func SetCatalogChunk(n int) func() {
-	old := catalogChunk
-	catalogChunk = n
-	return func() { catalogChunk = old }
-}
-
-// SetDepthPhases makes every successful sample report its phases' times
-// to f (nil: stop).
-func SetDepthPhases(f func(discover, catalog, probe time.Duration)) { depthPhases = f }

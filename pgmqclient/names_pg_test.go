@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // Names that PGMQ and other clients accept but that the client refused
@@ -86,8 +88,12 @@ func TestNamesThroughWholeClient(t *testing.T) {
 			if err != nil || len(all) != 2 {
 				t.Fatalf("metrics all: %+v %v", all, err)
 			}
-			depths, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{o}})
-			if err != nil || len(depths) != 1 || depths[0].Queue != q || depths[0].Depth != 1 {
+			sampler, err := queuedepth.New(queuedepth.Options{Queues: []string{o}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			depths, err := sampler.SamplePool(ctx, c.DB().(*pgxpool.Pool))
+			if err != nil || len(depths) != 1 || depths[0].Name != q || depths[0].Depth != 1 {
 				t.Fatalf("sample depths: %+v %v", depths, err)
 			}
 			list, err := c.ListQueues(ctx)

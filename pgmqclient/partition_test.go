@@ -1,42 +1,13 @@
 package pgmqclient_test
 
 import (
-	"context"
 	"errors"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
-	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
-
-// installPartman installs pg_partman into the test database (in its own
-// schema, as its documentation suggests). Without the extension on the
-// server the test is skipped, or fails under CI, which installs it.
-func installPartman(t *testing.T, ctx context.Context, db *pgmqtest.DB) string {
-	t.Helper()
-	var available bool
-	if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_partman')`).Scan(&available); err != nil {
-		t.Fatal(err)
-	}
-	if !available {
-		if os.Getenv("CI") != "" {
-			t.Fatal("pg_partman is not available on the server (CI installs postgresql-15-partman)")
-		}
-		t.Skip("pg_partman is not available on the server; install postgresql-15-partman")
-	}
-	if _, err := db.Pool.Exec(ctx, `CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman`); err != nil {
-		t.Fatal(err)
-	}
-	var version string
-	if err := db.Pool.QueryRow(ctx, `SELECT extversion FROM pg_extension WHERE extname = 'pg_partman'`).Scan(&version); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("pg_partman %s", version)
-	return version
-}
 
 func TestCreatePartitioned(t *testing.T) {
 	ctx, c, db := setup(t)
@@ -47,7 +18,7 @@ func TestCreatePartitioned(t *testing.T) {
 	if err := c.CreatePartitioned(ctx, "parts"); !errors.Is(err, pgmqclient.ErrPartmanMissing) {
 		t.Fatalf("CreatePartitioned without pg_partman = %v, want ErrPartmanMissing", err)
 	}
-	installPartman(t, ctx, db)
+	db.InstallPartman(t)
 	if err := c.CreatePartitioned(ctx, "parts", pgmqclient.WithPartitionInterval("100"), pgmqclient.WithRetentionInterval("1000")); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +74,7 @@ func TestConvertArchivePartitioned(t *testing.T) {
 	if err := c.ConvertArchivePartitioned(ctx, "arch"); !errors.Is(err, pgmqclient.ErrPartmanMissing) {
 		t.Fatalf("ConvertArchivePartitioned without pg_partman = %v, want ErrPartmanMissing", err)
 	}
-	installPartman(t, ctx, db)
+	db.InstallPartman(t)
 	sent := sendN(t, ctx, c, "arch", 5)
 	if _, err := c.ArchiveBatch(ctx, "arch", sent[:2]); err != nil {
 		t.Fatal(err)

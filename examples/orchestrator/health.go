@@ -98,7 +98,11 @@ func (o *orchestrator) health(ctx context.Context) healthReport {
 			Failed:    o.failed.Load(),
 		},
 	}
-	switch s := r.QueueSampler; {
+	var s *otelmetrics.DatabaseSnapshot
+	if len(r.Databases) > 0 {
+		s = &r.Databases[0]
+	}
+	switch {
 	case s == nil:
 		r.Database.Error = "queue sampling is off"
 		r.Database.PGMQ = pgmqUnknown

@@ -107,12 +107,14 @@ type report struct {
 		Idle        int32   `json:"idle"`
 		Max         int32   `json:"max"`
 	} `json:"pools"`
-	Queues map[string]struct {
-		Depth            int64   `json:"depth"`
-		Visible          int64   `json:"visible"`
-		Invisible        int64   `json:"invisible"`
-		OldestAgeSeconds float64 `json:"oldest_age_seconds"`
-	} `json:"queues"`
+	Databases []struct {
+		Queues map[string]struct {
+			Depth            *int64   `json:"depth"`
+			Visible          *int64   `json:"visible"`
+			Invisible        *int64   `json:"invisible"`
+			OldestAgeSeconds *float64 `json:"oldest_age_seconds"`
+		} `json:"queues"`
+	} `json:"databases"`
 	Database struct {
 		Healthy bool   `json:"healthy"`
 		Error   string `json:"error"`

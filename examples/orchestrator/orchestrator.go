@@ -393,12 +393,7 @@ func (o *orchestrator) logSummary(ctx context.Context, msg string) {
 		attrs = append(attrs, "pool", name, "pool_utilization", fmt.Sprintf("%.2f", p.Utilization),
 			"pool_used", p.Used, "pool_max", p.Max)
 	}
-	if q, ok := r.Queues[o.cfg.Queue]; ok {
-		attrs = append(attrs, "depth", q.Depth, "visible", q.Visible, "invisible", q.Invisible,
-			"oldest_age", time.Duration(q.OldestAgeSeconds*float64(time.Second)).Round(time.Millisecond))
-	} else {
-		attrs = append(attrs, "depth", "unknown")
-	}
+	attrs = append(attrs, queueSummary(r.Snapshot, o.cfg.Queue)...)
 	db := "ok"
 	if !r.Database.Healthy {
 		db = "down"
@@ -406,6 +401,32 @@ func (o *orchestrator) logSummary(ctx context.Context, msg string) {
 	attrs = append(attrs, "produced", r.Tasks.Produced, "processed", r.Tasks.Processed, "failed", r.Tasks.Failed,
 		"database", db)
 	o.log.Info(msg, attrs...)
+}
+
+// queueSummary is the summary's queue fields: "unknown" for any figure
+// the sampler could not know (never 0 in its place), with the reason.
+func queueSummary(s otelmetrics.Snapshot, queue string) []any {
+	unknown := func(p *int64) any {
+		if p == nil {
+			return "unknown"
+		}
+		return *p
+	}
+	var q otelmetrics.QueueSnapshot
+	found := false
+	for _, db := range s.Databases {
+		if q, found = db.Queues[queue]; found {
+			break
+		}
+	}
+	out := []any{"depth", unknown(q.Depth), "visible", unknown(q.Visible), "invisible", unknown(q.Invisible)}
+	if q.OldestAgeSeconds != nil {
+		out = append(out, "oldest_age", time.Duration(*q.OldestAgeSeconds*float64(time.Second)).Round(time.Millisecond))
+	}
+	if q.Error != "" {
+		out = append(out, "depth_error", q.Error)
+	}
+	return out
 }
 
 // wait waits for d or until ctx ends, and reports whether d passed.

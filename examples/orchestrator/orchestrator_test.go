@@ -193,10 +193,11 @@ func TestHealthReport(t *testing.T) {
 		t.Fatalf("status %d, want 200; %+v", code, rep)
 	}
 	for _, path := range []string{
-		"active_processors", "processors", "pools", "queues", "queue_sampler", "time",
+		"active_processors", "processors", "pools", "databases", "time",
 		"database.healthy", "database.error", "tasks.produced", "tasks.processed", "tasks.failed",
-		"queues.task_requests.depth", "queues.task_requests.visible", "queues.task_requests.invisible",
-		"queues.task_requests.oldest_age_seconds",
+		"databases.0.role", "databases.0.server_address", "databases.0.db_namespace",
+		"databases.0.queues.task_requests.depth", "databases.0.queues.task_requests.visible",
+		"databases.0.queues.task_requests.invisible", "databases.0.queues.task_requests.oldest_age_seconds",
 	} {
 		if !hasPath(raw, path) {
 			t.Errorf("/healthz has no %s: %v", path, raw)
@@ -216,8 +217,11 @@ func TestHealthReport(t *testing.T) {
 			t.Errorf("pool max %d, want 2", p.Max)
 		}
 	}
-	q := rep.Queues["task_requests"]
-	if q.Depth != 7 || q.Visible != 5 || q.Invisible != 2 || q.OldestAgeSeconds < 0 {
+	if len(rep.Databases) != 1 {
+		t.Fatalf("databases %+v, want one", rep.Databases)
+	}
+	q := rep.Databases[0].Queues["task_requests"]
+	if q.Depth == nil || *q.Depth != 7 || *q.Visible != 5 || *q.Invisible != 2 || *q.OldestAgeSeconds < 0 {
 		t.Errorf("queue %+v, want depth 7, visible 5, invisible 2", q)
 	}
 	if !rep.Database.Healthy || rep.Database.Error != "" || rep.ActiveProcessors != 0 {
@@ -478,6 +482,15 @@ func hasPath(v map[string]any, path string) bool {
 	x, ok := v[head]
 	if !ok || !nested {
 		return ok
+	}
+	if a, ok := x.([]any); ok { // "databases.0.queues"
+		i, err := strconv.Atoi(strings.SplitN(rest, ".", 2)[0])
+		if err != nil || i >= len(a) {
+			return false
+		}
+		m, ok := a[i].(map[string]any)
+		_, after, more := strings.Cut(rest, ".")
+		return ok && (!more || hasPath(m, after))
 	}
 	m, ok := x.(map[string]any)
 	return ok && hasPath(m, rest)

@@ -1,7 +1,8 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -9,9 +10,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // fillQueue inserts n visible messages straight into a queue table: the
@@ -68,15 +71,15 @@ func analyze(tb testing.TB, db *pgmqtest.DB, queues ...string) {
 	}
 }
 
-func depthOf(t *testing.T, ds []pgmqclient.QueueDepth, queue string) pgmqclient.QueueDepth {
+func depthOf(t *testing.T, ds []queuedepth.Queue, queue string) queuedepth.Queue {
 	t.Helper()
 	for _, d := range ds {
-		if d.Queue == queue {
+		if d.Name == queue {
 			return d
 		}
 	}
 	t.Fatalf("queue %s not in sample %+v", queue, ds)
-	return pgmqclient.QueueDepth{}
+	return queuedepth.Queue{}
 }
 
 func TestSampleDepthsExactAtOrBelowThreshold(t *testing.T) {
@@ -95,7 +98,7 @@ func TestSampleDepthsExactAtOrBelowThreshold(t *testing.T) {
 	}
 	waitForStatistics(t, db, "below", "at")
 
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{ExactCountThreshold: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +107,8 @@ func TestSampleDepthsExactAtOrBelowThreshold(t *testing.T) {
 	}
 	for _, q := range []string{"empty", "below", "at"} {
 		d := depthOf(t, ds, q)
-		if want := trueDepth(t, db, q); d.Depth != want || d.Estimated {
-			t.Errorf("%s: depth %d (estimated %v), want exactly count(*) = %d", q, d.Depth, d.Estimated, want)
+		if want := trueDepth(t, db, q); d.Depth != want || d.Estimated() {
+			t.Errorf("%s: depth %d (estimated %v), want exactly count(*) = %d", q, d.Depth, d.Estimated(), want)
 		}
 		if d.Visible+d.Invisible != d.Depth {
 			t.Errorf("%s: visible %d + invisible %d != depth %d", q, d.Visible, d.Invisible, d.Depth)
@@ -131,12 +134,12 @@ func TestSampleDepthsEstimatesAboveThreshold(t *testing.T) {
 	fillQueue(t, db, "deep", 40_000)
 	waitForStatistics(t, db, "deep")
 	analyze(t, db, "deep")
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{"deep"}, ExactCountThreshold: 1000})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{Queues: []string{"deep"}, ExactCountThreshold: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := depthOf(t, ds, "deep")
-	if !d.Estimated || d.VisibleMethod != pgmqclient.MethodEstimate || d.InvisibleMethod != pgmqclient.MethodCount {
+	if !d.Estimated() || d.VisibleMethod != queuedepth.MethodEstimate || d.InvisibleMethod != queuedepth.MethodCount {
 		t.Fatalf("depth above the threshold: %+v, want an estimated visible and a counted invisible figure", d)
 	}
 	want := trueDepth(t, db, "deep")
@@ -163,29 +166,26 @@ func TestSampleDepthsCountWhenStatisticsLag(t *testing.T) {
 	if _, err := tx.Exec(ctx, `INSERT INTO pgmq.q_fresh (vt, message) SELECT now(), '{}' FROM generate_series(1, 500)`); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{ExactCountThreshold: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := depthOf(t, ds, "fresh"); d.Err != nil || d.Depth != 500 || d.Method != pgmqclient.MethodCount {
+	if d := depthOf(t, ds, "fresh"); d.Err != nil || d.Depth != 500 || d.Method != queuedepth.MethodCount {
 		t.Fatalf("%+v: want 500, counted", d)
 	}
 }
 
 func TestSampleDepthsValidatesBeforeSQL(t *testing.T) {
-	c := pgmqclient.New(nil) // any SQL would panic on the nil DB
-	for _, opts := range []pgmqclient.DepthOptions{
+	for _, opts := range []queuedepth.Options{
 		{Queues: []string{"ok", "bad;name"}},
 		{Queues: []string{""}},
 	} {
-		if _, err := c.SampleDepths(context.Background(), opts); !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
+		if _, err := queuedepth.New(opts); !errors.Is(err, pgmqclient.ErrInvalidQueueName) {
 			t.Errorf("%v: %v, want ErrInvalidQueueName", opts.Queues, err)
 		}
 	}
-	for _, th := range []int64{-1, pgmqclient.MaxExactCountThreshold + 1, math.MaxInt64} {
-		// MaxInt64 ("always count") failed every non-empty queue with
-		// "bigint out of range" before it was refused here.
-		if _, err := c.SampleDepths(context.Background(), pgmqclient.DepthOptions{ExactCountThreshold: th}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
+	for _, th := range []int64{-1, queuedepth.MaxExactCountThreshold + 1, math.MaxInt64} {
+		if _, err := queuedepth.New(queuedepth.Options{ExactCountThreshold: th}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
 			t.Errorf("threshold %d: %v, want ErrInvalidArgument", th, err)
 		}
 	}
@@ -205,7 +205,7 @@ func TestSampleDepthsMatchesPGMQMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,18 +221,99 @@ func TestSampleDepthsMatchesPGMQMetrics(t *testing.T) {
 	}
 }
 
+// boundSampler is a Sampler bound to one database handle, as the tests
+// sample it again and again: a connection of its own (KeepPrepared, as
+// queuesampler runs it) or a pool.
+type boundSampler struct {
+	s      *queuedepth.Sampler
+	sample func(context.Context, *queuedepth.Sampler) ([]queuedepth.Queue, error)
+}
+
+func (b *boundSampler) Sample(ctx context.Context) ([]queuedepth.Queue, error) {
+	return b.sample(ctx, b.s)
+}
+
+// newSampler binds a Sampler with opts to db, a *pgx.Conn, a pgx.Tx or a
+// *pgxpool.Pool.
+func newSampler(db any, opts queuedepth.Options) (*boundSampler, error) {
+	switch d := db.(type) {
+	case *pgx.Conn:
+		opts.KeepPrepared = true
+		s, err := queuedepth.New(opts)
+		return &boundSampler{s: s, sample: func(ctx context.Context, s *queuedepth.Sampler) ([]queuedepth.Queue, error) {
+			return s.Sample(ctx, d)
+		}}, err
+	case pgx.Tx:
+		s, err := queuedepth.New(opts)
+		return &boundSampler{s: s, sample: func(ctx context.Context, s *queuedepth.Sampler) ([]queuedepth.Queue, error) {
+			return s.Sample(ctx, d.Conn())
+		}}, err
+	case *pgxpool.Pool:
+		s, err := queuedepth.New(opts)
+		return &boundSampler{s: s, sample: func(ctx context.Context, s *queuedepth.Sampler) ([]queuedepth.Queue, error) {
+			return s.SamplePool(ctx, d)
+		}}, err
+	}
+	panic(fmt.Sprintf("newSampler: %T", db))
+}
+
+// sampleDepths takes one sample with opts on the client's pool.
+func sampleDepths(ctx context.Context, c *pgmqclient.Client, opts queuedepth.Options) ([]queuedepth.Queue, error) {
+	s, err := newSampler(c.DB(), opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.Sample(ctx)
+}
+
 // depthSampler opens a connection of its own to url (closed when the test
-// ends) and a DepthSampler on it, as otelmetrics runs one.
-func depthSampler(tb testing.TB, url string, opts pgmqclient.DepthOptions) (*pgx.Conn, *pgmqclient.DepthSampler) {
+// ends) and a sampler bound to it, as queuesampler runs one.
+func depthSampler(tb testing.TB, url string, opts queuedepth.Options) (*pgx.Conn, *boundSampler) {
 	tb.Helper()
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close(context.Background()) })
-	s, err := pgmqclient.NewDepthSampler(conn, opts)
+	s, err := newSampler(conn, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return conn, s
+}
+
+// setup runs the test in parallel on a fresh database holding the given
+// queues.
+func setup(t *testing.T, queues ...string) (context.Context, *pgmqclient.Client, *pgmqtest.DB) {
+	t.Helper()
+	t.Parallel()
+	db := pgmqtest.New(t)
+	ctx := t.Context()
+	c := pgmqclient.New(db.Pool)
+	for _, q := range queues {
+		if err := c.CreateQueue(ctx, q); err != nil {
+			t.Fatalf("create queue %q: %v", q, err)
+		}
+	}
+	return ctx, c, db
+}
+
+// sendN sends n messages {"n": i}.
+func sendN(t *testing.T, ctx context.Context, c *pgmqclient.Client, queue string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := c.Send(ctx, queue, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+}
+
+// caps is Capabilities that fails the test on error.
+func caps(t *testing.T, ctx context.Context, c *pgmqclient.Client) *pgmqclient.Capabilities {
+	t.Helper()
+	cs, err := c.Capabilities(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

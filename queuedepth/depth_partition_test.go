@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // partitionedQueue makes a partitioned queue "parts", partitioned by
@@ -77,13 +78,13 @@ func TestSampleDepthsPartitionedQueue(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{"parts"}, ExactCountThreshold: 1000})
+		ds, err := sampleDepths(ctx, c, queuedepth.Options{Queues: []string{"parts"}, ExactCountThreshold: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
 		d := depthOf(t, ds, "parts")
 		t.Logf("%s: %+v", stage, d)
-		if d.Err != nil || !d.Estimated || !within1(d.Depth, n, n) || !within1(d.Visible, n, n) || !within1(d.Invisible, 0, n) {
+		if d.Err != nil || !d.Estimated() || !within1(d.Depth, n, n) || !within1(d.Visible, n, n) || !within1(d.Invisible, 0, n) {
 			t.Errorf("%s: %+v, want %d visible within 1%%, estimated", stage, d, n)
 		}
 		if !d.TotalSentKnown || d.TotalSent != n {

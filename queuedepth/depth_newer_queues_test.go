@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // The depth sampler on the kinds of queue newer PGMQ releases make: with
@@ -48,7 +49,7 @@ func TestSampleDepthsNewerQueueKinds(t *testing.T) {
 	}
 	partitioned := cs.Has(pgmqclient.FeaturePartitioned)
 	if partitioned {
-		installPartman(t, ctx, db)
+		db.InstallPartman(t)
 		if err := c.CreatePartitioned(ctx, "parted", pgmqclient.WithPartitionInterval("10"), pgmqclient.WithRetentionInterval("1000")); err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +63,7 @@ func TestSampleDepthsNewerQueueKinds(t *testing.T) {
 		}
 	}
 
-	depths, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{})
+	depths, err := sampleDepths(ctx, c, queuedepth.Options{})
 	if err != nil {
 		t.Fatalf("SampleDepths: %v", err)
 	}
@@ -70,8 +71,8 @@ func TestSampleDepthsNewerQueueKinds(t *testing.T) {
 		t.Fatalf("sampled %d queues (%+v), want %d", len(depths), depths, len(want))
 	}
 	for _, d := range depths {
-		if d.Depth != want[d.Queue] || d.Invisible != 10 || d.Visible != want[d.Queue]-10 || d.Estimated || d.TotalSent < want[d.Queue] {
-			t.Errorf("%s: %+v; want depth %d exactly, 10 invisible", d.Queue, d, want[d.Queue])
+		if d.Depth != want[d.Name] || d.Invisible != 10 || d.Visible != want[d.Name]-10 || d.Estimated() || d.TotalSent < want[d.Name] {
+			t.Errorf("%s: %+v; want depth %d exactly, 10 invisible", d.Name, d, want[d.Name])
 		}
 	}
 
@@ -83,7 +84,7 @@ func TestSampleDepthsNewerQueueKinds(t *testing.T) {
 	// of its own): the sampler answers without error and within 1 % of the
 	// 100 messages held, 10 of them in flight.
 	sendN(t, ctx, c, "parted", 70)
-	s, err := pgmqclient.NewDepthSampler(db.Pool, pgmqclient.DepthOptions{Queues: []string{"parted"}, ExactCountThreshold: 20})
+	s, err := newSampler(db.Pool, queuedepth.Options{Queues: []string{"parted"}, ExactCountThreshold: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package pgmqclient
+package queuedepth
 
 import "testing"
 
@@ -31,7 +31,7 @@ func TestEstimateDepth(t *testing.T) {
 
 	type want struct {
 		depth, visible, invisible int64
-		vm, im                    DepthMethod
+		vm, im                    Method
 		source                    string
 		needSample                bool
 		unknown                   string

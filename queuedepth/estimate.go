@@ -1,75 +1,6 @@
-package pgmqclient
+package queuedepth
 
-import (
-	"errors"
-	"fmt"
-	"math"
-)
-
-// DepthMethod says how a depth figure was obtained.
-type DepthMethod string
-
-// Depth methods.
-const (
-	// MethodCount: the figure is exact, a count of the rows (capped counts
-	// at or below the threshold, or a lookup of every id in the span).
-	MethodCount DepthMethod = "count"
-	// MethodEstimate: the figure is an estimate, the queue (or this state)
-	// holding more than the exact-count threshold. QueueDepth.Source says
-	// what it rests on.
-	MethodEstimate DepthMethod = "estimate"
-)
-
-// Estimate sources, in QueueDepth.Source.
-const (
-	// SourceCount: no estimate was needed.
-	SourceCount = "count"
-	// SourceLiveTuples: the statistics' live rows (n_live_tup), used only
-	// when a VACUUM or ANALYZE has re-based them since the statistics were
-	// last lost (crash, pg_stat_reset, promotion) and not on a standby.
-	SourceLiveTuples = "live_tuples"
-	// SourcePlanner: the planner's method, reltuples / relpages of the last
-	// VACUUM or ANALYZE times the table's current size in pages (summed
-	// over the partitions of a partitioned queue).
-	SourcePlanner = "planner"
-	// SourceIDSample: a stratified sample of message ids looked up by
-	// primary key; the density of existing ids times the id span.
-	SourceIDSample = "id_sample"
-)
-
-// Reasons a depth is left out (DepthUnknownError.Reason).
-const (
-	// ReasonNoEstimate: no source gave an estimate consistent with what
-	// the counts prove (for example statistics lost and the id sample too
-	// sparse).
-	ReasonNoEstimate = "no_estimate"
-	// ReasonSplitUncertain: both states are above the threshold and the id
-	// sample cannot tell their split within 1 % of the depth.
-	ReasonSplitUncertain = "split_uncertain"
-)
-
-// ErrUnloggedOnStandby is the error of an unlogged queue (CreateUnloggedQueue)
-// sampled on a standby: its rows exist on the primary only, so nothing
-// about it, depth or age, can be read there.
-var ErrUnloggedOnStandby = errors.New("pgmqclient: an unlogged queue's messages cannot be read on a standby")
-
-// ErrDepthUnknown is matched (errors.Is) by every *DepthUnknownError.
-var ErrDepthUnknown = errors.New("pgmqclient: depth unknown")
-
-// DepthUnknownError reports that a queue's depth could not be known within
-// the sampler's bounds: its depth points are left out rather than made up.
-type DepthUnknownError struct {
-	// Reason is one of the Reason constants.
-	Reason string
-}
-
-// Error says why.
-func (e *DepthUnknownError) Error() string {
-	return fmt.Sprintf("pgmqclient: depth unknown: %s", e.Reason)
-}
-
-// Is makes errors.Is(err, ErrDepthUnknown) true.
-func (e *DepthUnknownError) Is(target error) bool { return target == ErrDepthUnknown }
+import "math"
 
 // leafStats is what the catalog says about one table holding a queue's rows
 // (the queue table, or one partition of a partitioned queue).
@@ -110,7 +41,7 @@ type depthInputs struct {
 // depthEstimate is what estimateDepth concluded.
 type depthEstimate struct {
 	depth, visible, invisible      int64
-	visibleMethod, invisibleMethod DepthMethod
+	visibleMethod, invisibleMethod Method
 	source                         string
 	// needSample: an id sample would settle what is missing; take it and
 	// call estimateDepth again.

@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // BenchmarkDepthEstimateStates measures the estimate's error on three
@@ -54,7 +55,7 @@ func BenchmarkDepthEstimateStates(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{})
+		s, err := newSampler(conn, queuedepth.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,12 +66,12 @@ func BenchmarkDepthEstimateStates(b *testing.B) {
 		for _, d := range ds {
 			var vis, inv int64
 			if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE vt <= now()), count(*) FILTER (WHERE vt > now()) FROM `+
-				pgx.Identifier{"pgmq", "q_" + d.Queue}.Sanitize()).Scan(&vis, &inv); err != nil {
+				pgx.Identifier{"pgmq", "q_" + d.Name}.Sanitize()).Scan(&vis, &inv); err != nil {
 				b.Fatal(err)
 			}
 			if d.Err != nil {
 				leftOut++
-				fmt.Printf("    %s: %s left out: %v\n", stage, d.Queue, d.Err)
+				fmt.Printf("    %s: %s left out: %v\n", stage, d.Name, d.Err)
 				continue
 			}
 			depth := float64(vis + inv)
@@ -79,7 +80,7 @@ func BenchmarkDepthEstimateStates(b *testing.B) {
 			maxErr = max(maxErr, ev, ei)
 			// Printed, not logged: a benchmark's log is cut to a few lines.
 			fmt.Printf("    %s: %s visible %d (%s, truth %d, %.3f%%) invisible %d (%s, truth %d, %.3f%%) source %s\n",
-				stage, d.Queue, d.Visible, d.VisibleMethod, vis, ev, d.Invisible, d.InvisibleMethod, inv, ei, d.Source)
+				stage, d.Name, d.Visible, d.VisibleMethod, vis, ev, d.Invisible, d.InvisibleMethod, inv, ei, d.Source)
 		}
 	}
 

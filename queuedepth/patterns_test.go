@@ -1,9 +1,9 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"testing"
 
-	"github.com/pgmqotel/pgmqotel/pgmqclient"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // Patterns select queues case-insensitively, and their wildcards match every
@@ -23,7 +23,7 @@ func TestMatchQueuePatterns(t *testing.T) {
 		{"orders_tmp", []string{"orders_*"}, []string{"*_tmp"}, false},
 		{"nc-dash", nil, []string{"nc-*"}, false},
 	} {
-		if got := pgmqclient.MatchQueuePatterns(tc.name, tc.include, tc.exclude); got != tc.want {
+		if got := queuedepth.MatchPatterns(tc.name, tc.include, tc.exclude); got != tc.want {
 			t.Errorf("MatchQueuePatterns(%q, %q, %q) = %v, want %v", tc.name, tc.include, tc.exclude, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // truthOf counts a queue's visible and invisible messages on url.
@@ -74,7 +75,7 @@ func TestSampleDepthsStatisticsStates(t *testing.T) {
 			t.Fatalf("%s: %v", stage, err)
 		}
 		defer conn.Close(ctx)
-		s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{ExactCountThreshold: threshold})
+		s, err := newSampler(conn, queuedepth.Options{ExactCountThreshold: threshold})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,37 +84,37 @@ func TestSampleDepthsStatisticsStates(t *testing.T) {
 			t.Fatalf("%s: %v", stage, err)
 		}
 		for _, d := range ds {
-			if d.Queue == "ulog" {
+			if d.Name == "ulog" {
 				if d.TotalSentKnown {
 					t.Errorf("%s: ulog: sent %d reported for an unlogged queue", stage, d.TotalSent)
 				}
 				if standby {
-					if !errors.Is(d.Err, pgmqclient.ErrUnloggedOnStandby) {
+					if !errors.Is(d.Err, queuedepth.ErrUnloggedOnStandby) {
 						t.Errorf("%s: ulog: %+v, want ErrUnloggedOnStandby", stage, d)
 					}
 					continue
 				}
 			}
-			vis, inv := truthOf(t, conn, d.Queue)
+			vis, inv := truthOf(t, conn, d.Name)
 			if d.Err != nil {
-				t.Errorf("%s: %s: %v (truth %d visible, %d invisible)", stage, d.Queue, d.Err, vis, inv)
+				t.Errorf("%s: %s: %v (truth %d visible, %d invisible)", stage, d.Name, d.Err, vis, inv)
 				continue
 			}
 			depth := vis + inv
 			t.Logf("%s: %s: visible %d (%s, truth %d), invisible %d (%s, truth %d), source %s",
-				stage, d.Queue, d.Visible, d.VisibleMethod, vis, d.Invisible, d.InvisibleMethod, inv, d.Source)
+				stage, d.Name, d.Visible, d.VisibleMethod, vis, d.Invisible, d.InvisibleMethod, inv, d.Source)
 			if !within1(d.Visible, vis, depth) || !within1(d.Invisible, inv, depth) {
 				t.Errorf("%s: %s: visible %d, invisible %d; truth %d, %d: not within 1%% of %d",
-					stage, d.Queue, d.Visible, d.Invisible, vis, inv, depth)
+					stage, d.Name, d.Visible, d.Invisible, vis, inv, depth)
 			}
 			// Counted when at or below the threshold; a count is exact.
-			if (vis <= threshold && d.VisibleMethod != pgmqclient.MethodCount) || (d.VisibleMethod == pgmqclient.MethodCount && d.Visible != vis) {
-				t.Errorf("%s: %s: visible %d %s, truth %d", stage, d.Queue, d.Visible, d.VisibleMethod, vis)
+			if (vis <= threshold && d.VisibleMethod != queuedepth.MethodCount) || (d.VisibleMethod == queuedepth.MethodCount && d.Visible != vis) {
+				t.Errorf("%s: %s: visible %d %s, truth %d", stage, d.Name, d.Visible, d.VisibleMethod, vis)
 			}
-			if (inv <= threshold && d.InvisibleMethod != pgmqclient.MethodCount) || (d.InvisibleMethod == pgmqclient.MethodCount && d.Invisible != inv) {
-				t.Errorf("%s: %s: invisible %d %s, truth %d", stage, d.Queue, d.Invisible, d.InvisibleMethod, inv)
+			if (inv <= threshold && d.InvisibleMethod != queuedepth.MethodCount) || (d.InvisibleMethod == queuedepth.MethodCount && d.Invisible != inv) {
+				t.Errorf("%s: %s: invisible %d %s, truth %d", stage, d.Name, d.Invisible, d.InvisibleMethod, inv)
 			}
-			if d.Queue == "vis" {
+			if d.Name == "vis" {
 				switch {
 				case standby && d.TotalSentKnown:
 					t.Errorf("%s: sent %d reported on a standby", stage, d.TotalSent)

@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // BenchmarkQueueSampling compares one DepthSampler sample with PGMQ's own
@@ -69,14 +70,14 @@ func BenchmarkQueueSampling(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer conn.Close(ctx)
-		s, err := pgmqclient.NewDepthSampler(conn, pgmqclient.DepthOptions{})
+		s, err := newSampler(conn, queuedepth.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		var (
 			total int64
-			last  []pgmqclient.QueueDepth
+			last  []queuedepth.Queue
 		)
 		for b.Loop() {
 			ds, err := s.Sample(ctx)
@@ -90,7 +91,7 @@ func BenchmarkQueueSampling(b *testing.B) {
 		}
 		if total != truth {
 			for _, d := range last {
-				b.Logf("%s: depth %d estimated %v, count(*) %d", d.Queue, d.Depth, d.Estimated, trueDepth(b, db, d.Queue))
+				b.Logf("%s: depth %d estimated %v, count(*) %d", d.Name, d.Depth, d.Estimated(), trueDepth(b, db, d.Name))
 			}
 		}
 		b.ReportMetric(100*math.Abs(float64(total-truth))/float64(truth), "error_%")

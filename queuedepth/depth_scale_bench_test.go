@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // benchQueueCounts are the queue counts BenchmarkDepthManyQueues grows
@@ -63,7 +64,7 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 	cluster := pgcluster.Start(b, pgcluster.Options{})
 	db := pgmqtest.NewAt(b, cluster.URL(""))
 	ctx := context.Background()
-	conn, s := depthSampler(b, db.URL, pgmqclient.DepthOptions{})
+	conn, s := depthSampler(b, db.URL, queuedepth.Options{})
 	want := map[string]int64{}
 	// sample takes one sample within the default sample timeout and says
 	// how long it took and whether every queue was reported, exact at or
@@ -88,11 +89,11 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 		}
 		for _, d := range ds {
 			if d.Err != nil {
-				b.Logf("%s: %v", d.Queue, d.Err)
+				b.Logf("%s: %v", d.Name, d.Err)
 				return took, false
 			}
-			if w, ok := want[d.Queue]; ok && (d.Depth != w || d.Method != pgmqclient.MethodCount) {
-				b.Fatalf("%s: depth %d %s, want %d counted", d.Queue, d.Depth, d.Method, w)
+			if w, ok := want[d.Name]; ok && (d.Depth != w || d.Method != queuedepth.MethodCount) {
+				b.Fatalf("%s: depth %d %s, want %d counted", d.Name, d.Depth, d.Method, w)
 			}
 		}
 		return took, true
@@ -124,7 +125,7 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 		// apart, without the timeout.
 		b.Run(fmt.Sprintf("queues=%d/cold", n), func(b *testing.B) {
 			first := true
-			pgmqclient.SetDepthPhases(func(d, c, p time.Duration) {
+			queuedepth.SetPhases(func(d, c, p time.Duration) {
 				if first {
 					b.ReportMetric(float64(d.Milliseconds()), "discover_ms")
 					b.ReportMetric(float64(c.Milliseconds()), "catalog_ms")
@@ -132,7 +133,7 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 				}
 				first = false
 			})
-			defer pgmqclient.SetDepthPhases(nil)
+			defer queuedepth.SetPhases(nil)
 			for b.Loop() {
 				start := time.Now()
 				if _, err := s.Sample(ctx); err != nil {
@@ -145,8 +146,8 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("queues=%d/sample", n), func(b *testing.B) {
 			var worst, disc, cat, probe time.Duration
-			pgmqclient.SetDepthPhases(func(d, c, p time.Duration) { disc, cat, probe = disc+d, cat+c, probe+p })
-			defer pgmqclient.SetDepthPhases(nil)
+			queuedepth.SetPhases(func(d, c, p time.Duration) { disc, cat, probe = disc+d, cat+c, probe+p })
+			defer queuedepth.SetPhases(nil)
 			complete := true
 			for b.Loop() {
 				took, ok := sample(b, n)

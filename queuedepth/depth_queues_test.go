@@ -1,4 +1,4 @@
-package pgmqclient_test
+package queuedepth_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
+	"github.com/pgmqotel/pgmqotel/queuedepth"
 )
 
 // fillInvisible inserts n messages whose visibility timeout runs for an
@@ -37,15 +38,15 @@ func TestSampleDepthsAllInvisible(t *testing.T) {
 	fillInvisible(t, db, "delayed", 30_000)
 	waitForStatistics(t, db, "delayed")
 	analyze(t, db, "delayed")
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{ExactCountThreshold: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := depthOf(t, ds, "delayed")
-	if d.Err != nil || d.Visible != 0 || d.VisibleMethod != pgmqclient.MethodCount {
+	if d.Err != nil || d.Visible != 0 || d.VisibleMethod != queuedepth.MethodCount {
 		t.Fatalf("%+v: want visible 0, counted", d)
 	}
-	if d.Invisible < 29_700 || d.Invisible > 30_300 || d.InvisibleMethod != pgmqclient.MethodEstimate {
+	if d.Invisible < 29_700 || d.Invisible > 30_300 || d.InvisibleMethod != queuedepth.MethodEstimate {
 		t.Fatalf("%+v: want invisible within 1%% of 30,000, estimated", d)
 	}
 }
@@ -74,13 +75,13 @@ func TestSampleDepthsSmallVisibleSideCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForStatistics(t, db, "mostly_inflight")
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{ExactCountThreshold: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := depthOf(t, ds, "mostly_inflight")
-	if d.Err != nil || d.Visible != 200 || d.VisibleMethod != pgmqclient.MethodCount ||
-		d.Invisible != 900 || d.InvisibleMethod != pgmqclient.MethodCount {
+	if d.Err != nil || d.Visible != 200 || d.VisibleMethod != queuedepth.MethodCount ||
+		d.Invisible != 900 || d.InvisibleMethod != queuedepth.MethodCount {
 		t.Fatalf("%+v: want visible 200 and invisible 900, both counted", d)
 	}
 }
@@ -93,7 +94,7 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 	c := pgmqclient.New(db.Pool)
 	// More queues than one catalog statement reads, the locked one in the
 	// middle of a chunk.
-	defer pgmqclient.SetCatalogChunk(10)()
+	defer queuedepth.SetCatalogChunk(10)()
 	const n = 25
 	if _, err := db.Pool.Exec(ctx, `SELECT pgmq.create(format('lk_%s', lpad(g::text, 3, '0'))) FROM generate_series(0, $1::int - 1) AS g`, n); err != nil {
 		t.Fatal(err)
@@ -110,7 +111,7 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 100, LockTimeout: 50 * time.Millisecond})
+	conn, s := depthSampler(t, db.URL, queuedepth.Options{ExactCountThreshold: 100, LockTimeout: 50 * time.Millisecond})
 	start := time.Now()
 	ds, err := s.Sample(ctx)
 	if err != nil {
@@ -121,7 +122,7 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 		t.Fatalf("sampled %d queues, want %d", len(ds), n)
 	}
 	for _, d := range ds {
-		if d.Queue == "lk_012" {
+		if d.Name == "lk_012" {
 			var pgErr *pgconn.PgError
 			if !errors.As(d.Err, &pgErr) || pgErr.Code != "55P03" {
 				t.Errorf("locked queue: %+v, want lock_not_available", d)
@@ -129,10 +130,10 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 			continue
 		}
 		want := int64(0)
-		if d.Queue == "lk_000" || d.Queue == "lk_024" {
+		if d.Name == "lk_000" || d.Name == "lk_024" {
 			want = 10
 		}
-		if d.Err != nil || d.Depth != want || d.Method != pgmqclient.MethodCount {
+		if d.Err != nil || d.Depth != want || d.Method != queuedepth.MethodCount {
 			t.Errorf("%+v: want %d, counted", d, want)
 		}
 	}
@@ -142,7 +143,7 @@ func TestSampleDepthsLockedQueueAlone(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SHOW lock_timeout", pgx.QueryExecModeSimpleProtocol).Scan(&lt); err != nil || lt != "0" {
 		t.Errorf("lock_timeout after the sample: %q, %v; want the session's 0", lt, err)
 	}
-	if _, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{LockTimeout: 50 * time.Millisecond}); err != nil {
+	if _, err := sampleDepths(ctx, c, queuedepth.Options{LockTimeout: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	for range 4 { // every idle connection of the pool
@@ -163,25 +164,25 @@ func TestSampleDepthsMissingQueueAndPatterns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ds, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Queues: []string{"billing", "ghost"}})
+	ds, err := sampleDepths(ctx, c, queuedepth.Options{Queues: []string{"billing", "ghost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds) != 2 || ds[0].Queue != "billing" || ds[0].Err != nil || ds[1].Queue != "ghost" || !errors.Is(ds[1].Err, pgmqclient.ErrQueueNotFound) {
+	if len(ds) != 2 || ds[0].Name != "billing" || ds[0].Err != nil || ds[1].Name != "ghost" || !errors.Is(ds[1].Err, pgmqclient.ErrQueueNotFound) {
 		t.Fatalf("named queues: %+v, want billing and ghost (not found)", ds)
 	}
-	ds, err = c.SampleDepths(ctx, pgmqclient.DepthOptions{Include: []string{"ORDERS_*"}, Exclude: []string{"*_tmp"}})
+	ds, err = sampleDepths(ctx, c, queuedepth.Options{Include: []string{"ORDERS_*"}, Exclude: []string{"*_tmp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, d := range ds {
-		got = append(got, d.Queue)
+		got = append(got, d.Name)
 	}
 	if fmt.Sprint(got) != "[orders_eu orders_us]" {
 		t.Fatalf("include ORDERS_*, exclude *_tmp: %v", got)
 	}
-	if _, err := c.SampleDepths(ctx, pgmqclient.DepthOptions{Include: []string{"["}}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
+	if _, err := sampleDepths(ctx, c, queuedepth.Options{Include: []string{"["}}); !errors.Is(err, pgmqclient.ErrInvalidArgument) {
 		t.Fatalf("bad pattern: %v, want ErrInvalidArgument", err)
 	}
 }
@@ -193,7 +194,7 @@ func TestSampleDepthsKeepsNoPreparedStatements(t *testing.T) {
 	db := pgmqtest.New(t)
 	ctx := context.Background()
 	c := pgmqclient.New(db.Pool)
-	conn, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{})
+	conn, s := depthSampler(t, db.URL, queuedepth.Options{})
 	for i := range 5 {
 		q := fmt.Sprintf("churn_%d", i)
 		if err := c.CreateQueue(ctx, q); err != nil {
@@ -234,7 +235,7 @@ func TestSampleDepthsPreparesDeepQueuesOnly(t *testing.T) {
 	fillQueue(t, db, "small", 5)
 	waitForStatistics(t, db, "deep")
 	analyze(t, db, "deep")
-	conn, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	conn, s := depthSampler(t, db.URL, queuedepth.Options{ExactCountThreshold: 100})
 	prepared := func() int {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE name ~ '^pgmqotel_depth_[0-9]+$'`,
@@ -280,7 +281,7 @@ func TestSampleDepthsBrokenDeepQueueAlone(t *testing.T) {
 	}
 	waitForStatistics(t, db, "deep_a", "deep_b")
 	analyze(t, db, "deep_a", "deep_b")
-	_, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 100})
+	_, s := depthSampler(t, db.URL, queuedepth.Options{ExactCountThreshold: 100})
 	if _, err := s.Sample(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -327,13 +328,13 @@ func TestSampleDepthsDeepQueueVisibleCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, s := depthSampler(t, db.URL, pgmqclient.DepthOptions{ExactCountThreshold: 1000})
+	_, s := depthSampler(t, db.URL, queuedepth.Options{ExactCountThreshold: 1000})
 	for i := range 3 {
 		ds, err := s.Sample(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := depthOf(t, ds, "mid"); d.Err != nil || d.Visible != 400 || d.VisibleMethod != pgmqclient.MethodCount ||
+		if d := depthOf(t, ds, "mid"); d.Err != nil || d.Visible != 400 || d.VisibleMethod != queuedepth.MethodCount ||
 			!within1(d.Invisible, 70_000, 70_400) {
 			t.Fatalf("sample %d: mid %+v: want 400 visible, counted, and 70,000 invisible", i, d)
 		}
@@ -344,5 +345,55 @@ func TestSampleDepthsDeepQueueVisibleCounted(t *testing.T) {
 			!within1(d.Visible, 3000, 4200) || !within1(d.Invisible, 1200, 4200) {
 			t.Fatalf("sample %d: mixed %+v: want 3,000 visible and 1,200 invisible", i, d)
 		}
+	}
+}
+
+// Queues made by other clients may carry names this package would refuse:
+// PGMQ accepts nearly anything. The depth sampler reads such names from
+// pgmq.meta and must quote them, sampling every queue right.
+func TestHostileNamesInPGMQAreSampled(t *testing.T) {
+	ctx, c, db := setup(t, "plain")
+	hostile := []string{`a"b`, "with space", "x.y", `"quoted"`, "Ünïcödé", "İstanbul", "tab\there", "select", "a/*b*/", `\`}
+	for i, name := range hostile {
+		if _, err := db.Pool.Exec(ctx, "SELECT pgmq.create($1)", name); err != nil {
+			t.Fatalf("pgmq.create(%q): %v", name, err)
+		}
+		// Messages sent through PGMQ's own function, as another client would.
+		for range i + 1 {
+			if _, err := db.Pool.Exec(ctx, "SELECT pgmq.send($1, '{}'::jsonb)", name); err != nil {
+				t.Fatalf("pgmq.send(%q): %v", name, err)
+			}
+		}
+	}
+	sendN(t, ctx, c, "plain", 3)
+
+	s, err := newSampler(db.Pool, queuedepth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the first builds the statement, the second reuses it
+		depths, err := s.Sample(ctx)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		got := map[string]int64{}
+		for _, d := range depths {
+			got[d.Name] = d.Depth
+		}
+		want := map[string]int64{"plain": 3}
+		for i, name := range hostile {
+			want[name] = int64(i + 1)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: depths %v, want %v", round, got, want)
+		}
+	}
+	// The tables are intact: nothing was run as a side effect of a name.
+	var tables int
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgmq' AND tablename LIKE 'q\\_%'").Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != len(hostile)+1 {
+		t.Fatalf("%d queue tables, want %d", tables, len(hostile)+1)
 	}
 }

@@ -1,0 +1,16 @@
+package queuesampler
+
+import "github.com/pgmqotel/pgmqotel/queuesampler/internal/election"
+
+// ElectionDDL creates the table of the sampler election,
+// pgmqotel.election_lease (an UNLOGGED table of one row per election key:
+// a crash or failover empties it and the replicas elect again). The
+// sampler runs it at its first election when its role may create a
+// schema; otherwise run it once, in a migration, and grant the sampler's
+// role access with ElectionGrantSQL. Until then the sampler reports no
+// queue figures and counts the refusal.
+const ElectionDDL = election.PostgresDDL
+
+// ElectionGrantSQL returns the statements that let role take part in the
+// sampler election when another role created its table.
+func ElectionGrantSQL(role string) string { return election.PostgresGrantSQL(role) }
