@@ -3,6 +3,7 @@ package queuedepth_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgbouncer"
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
@@ -58,13 +60,22 @@ func createQueues(b *testing.B, db *pgmqtest.DB, from, to int) {
 // within the default 2 s sample timeout, exact at or below the threshold
 // (complete = 1). At 1,000 queues it also measures the sampler backend's
 // memory (pg_backend_memory_contexts) before and after 100 queue creations
-// and drops, each followed by a sample.
+// and drops, each followed by a sample. The same samples are also taken
+// through PgBouncer in transaction mode (queues=N/pooler), as hosted PGMQ
+// is often reached.
 func BenchmarkDepthManyQueues(b *testing.B) {
 	counts := benchQueueCounts(b)
 	cluster := pgcluster.Start(b, pgcluster.Options{})
 	db := pgmqtest.NewAt(b, cluster.URL(""))
 	ctx := context.Background()
-	conn, s := depthSampler(b, db.URL, queuedepth.Options{})
+	conn, direct := depthSampler(b, db.URL, queuedepth.Options{})
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bouncer := pgbouncer.Start(b, pgbouncer.Options{Target: u.Host, Mode: pgbouncer.Transaction})
+	_, pooled := depthSampler(b, bouncer.URL("", "", db.Name)+"&default_query_exec_mode=exec", queuedepth.Options{})
+	s := direct
 	want := map[string]int64{}
 	// sample takes one sample within the default sample timeout and says
 	// how long it took and whether every queue was reported, exact at or
@@ -159,6 +170,19 @@ func BenchmarkDepthManyQueues(b *testing.B) {
 			b.ReportMetric(float64(disc.Milliseconds())/float64(b.N), "discover_ms")
 			b.ReportMetric(float64(cat.Milliseconds())/float64(b.N), "catalog_ms")
 			b.ReportMetric(float64(probe.Milliseconds())/float64(b.N), "probe_ms")
+		})
+		b.Run(fmt.Sprintf("queues=%d/pooler", n), func(b *testing.B) {
+			s = pooled
+			defer func() { s = direct }()
+			var worst time.Duration
+			complete := true
+			for b.Loop() {
+				took, ok := sample(b, n)
+				worst, complete = max(worst, took), complete && ok
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/queue")
+			b.ReportMetric(float64(worst.Milliseconds()), "worst_ms")
+			b.ReportMetric(boolMetric(complete && worst < 2*time.Second), "complete")
 		})
 		b.Run(fmt.Sprintf("queues=%d/after_analyze", n), func(b *testing.B) {
 			var total time.Duration

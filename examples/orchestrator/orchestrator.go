@@ -48,6 +48,7 @@ type orchestrator struct {
 	metrics *otelmetrics.Metrics
 	kind    *otelmetrics.ProcessorKind // processors of cfg.Queue
 	wake    *wakeup                    // wakes idle processors (wake.go)
+	pooled  bool                       // a pooler answers for the server: no LISTEN
 
 	produced  atomic.Int64 // messages sent
 	processed atomic.Int64 // messages worked on and archived
@@ -109,6 +110,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 	if err != nil {
 		return err
 	}
+	pooled := adaptToPooler(ctx, pc, log)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return fmt.Errorf("connection pool: %w", err)
@@ -133,6 +135,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 		metrics: m,
 		kind:    m.Processor(cfg.Queue), // kept: Start and Finish are then two atomic adds
 		wake:    newWakeup(),
+		pooled:  pooled,
 	}
 
 	srv := &http.Server{Handler: o.healthMux(), ReadHeaderTimeout: 5 * time.Second}

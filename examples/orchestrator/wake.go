@@ -78,6 +78,10 @@ func (o *orchestrator) watch(ctx context.Context) {
 		o.log.Info("idle processors poll", "interval", pollInterval, "notify", o.cfg.Notify)
 		return
 	}
+	if o.pooled {
+		o.log.Info("idle processors poll: a pooler answers for the server, and LISTEN needs a session of its own", "interval", pollInterval)
+		return
+	}
 	for ctx.Err() == nil {
 		err := o.watchOnce(ctx)
 		o.wake.listening.Store(false)
@@ -114,7 +118,7 @@ func (o *orchestrator) watchOnce(ctx context.Context) error {
 			return err
 		}
 	}
-	conn, err := pgx.Connect(ctx, o.cfg.DatabaseURL)
+	conn, err := pgx.ConnectConfig(ctx, o.pool.Config().ConnConfig)
 	if err != nil {
 		return err
 	}
