@@ -64,7 +64,7 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 		t.Skip("builds a package")
 	}
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestReadmeCheckerCatchesWrongCall(t *testing.T) {
 		t.Skip("builds a package")
 	}
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
 	out, err := build(t, root, []snippet{{line: 1, code: "kind := m.Processor(\"x\")\ndone := m.ProcessorStarted(kind)\ndefer done()\n"}})
 	if err == nil || !strings.Contains(out, "cannot use kind") {
 		t.Fatalf("a wrong call built: %v\n%s", err, out)
