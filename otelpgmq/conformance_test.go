@@ -213,7 +213,7 @@ func TestConformance(t *testing.T) {
 	sendBatch := batch[2]
 	for i, c := range batch[:2] {
 		check(c, "c", spanWant{op: "create", opType: semconv.MessagingOperationTypeCreate, kind: trace.SpanKindProducer,
-			parent: sendBatch.SpanContext(), msgID: ids[i]})
+			parent: ambient, msgID: ids[i]}) // the send span's sibling, as in the conventions' example
 		creation[ids[i]] = c.SpanContext()
 	}
 	creation[ids[2]] = caller(2)

@@ -69,13 +69,16 @@ func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Tim
 	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "send", errType: et, server: s.server}, end.Sub(s.start).Seconds())
 }
 
-// TraceSendBatchStart starts the "send_batch <queue>" span and, unless
-// turned off, a "create <queue>" PRODUCER span per message, whose context
-// goes into that message's headers; the send span links to each. A message
-// whose caller's headers carry a creation context of their own gets no
-// create span and nothing injected, and the send span links to that
-// context. The send span is PRODUCER only when its own context goes into a
-// message (WithoutCreateSpans), CLIENT otherwise.
+// TraceSendBatchStart starts, unless turned off, a "create <queue>"
+// PRODUCER span per message, whose context goes into that message's
+// headers, then the "send_batch <queue>" span, linked to each. As in the
+// conventions' example, the create spans are the send span's siblings
+// (children of the caller's span, or roots): each message's trace then runs
+// from its create span to its processing. A message whose caller's headers
+// carry a creation context of their own gets no create span and nothing
+// injected, and the send span links to that context. The send span is
+// PRODUCER only when its own context goes into a message
+// (WithoutCreateSpans), CLIENT otherwise.
 func (t *Tracer) TraceSendBatchStart(ctx context.Context, c *pgmqclient.Client, data pgmqclient.TraceSendBatchStartData) context.Context {
 	start := t.now()
 	srv := serverOf(c)
@@ -96,17 +99,8 @@ func (t *Tracer) TraceSendBatchStart(ctx context.Context, c *pgmqclient.Client, 
 			links = append(links, trace.Link{SpanContext: link})
 		}
 	}
-	injectSend := !t.cfg.createSpans && countFalse(own, len(data.Headers)) > 0
-	kind := trace.SpanKindClient
-	if injectSend {
-		kind = trace.SpanKindProducer
-	}
-	attrs := append(baseAttrs(data.Queue, semconv.MessagingOperationTypeSend, string(pgmqclient.OperationSendBatch), srv),
-		semconv.MessagingBatchMessageCount(data.Count))
-	ctx, span := t.tracer.Start(ctx, spanName(string(pgmqclient.OperationSendBatch), data.Queue),
-		trace.WithSpanKind(kind), trace.WithTimestamp(start), trace.WithAttributes(attrs...), trace.WithLinks(links...))
-	s := &opState{queue: data.Queue, op: pgmqclient.OperationSendBatch, server: srv, start: start, span: span, qty: data.Count}
-	if t.cfg.createSpans && span.IsRecording() {
+	s := &opState{queue: data.Queue, op: pgmqclient.OperationSendBatch, server: srv, start: start, qty: data.Count}
+	if t.cfg.createSpans {
 		s.creates = make([]trace.Span, len(data.Headers))
 		createAttrs := trace.WithAttributes(baseAttrs(data.Queue, semconv.MessagingOperationTypeCreate, operationCreate, srv)...)
 		name := spanName(operationCreate, data.Queue)
@@ -117,11 +111,20 @@ func (t *Tracer) TraceSendBatchStart(ctx context.Context, c *pgmqclient.Client, 
 			cctx, cs := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start), createAttrs)
 			s.creates[i] = cs
 			t.propagator.Inject(cctx, &data.Headers[i])
-			span.AddLink(trace.Link{SpanContext: cs.SpanContext()})
+			if sc := cs.SpanContext(); sc.IsValid() {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
 		}
-	} else {
-		// Without create spans (turned off, or the send span is not
-		// recorded) each message carries the send span's context.
+	}
+	kind := trace.SpanKindClient
+	if !t.cfg.createSpans && countFalse(own, len(data.Headers)) > 0 {
+		kind = trace.SpanKindProducer // its context is some message's creation context
+	}
+	attrs := append(baseAttrs(data.Queue, semconv.MessagingOperationTypeSend, string(pgmqclient.OperationSendBatch), srv),
+		semconv.MessagingBatchMessageCount(data.Count))
+	ctx, s.span = t.tracer.Start(ctx, spanName(string(pgmqclient.OperationSendBatch), data.Queue),
+		trace.WithSpanKind(kind), trace.WithTimestamp(start), trace.WithAttributes(attrs...), trace.WithLinks(links...))
+	if !t.cfg.createSpans {
 		for i := range data.Headers {
 			if i >= len(own) || !own[i] {
 				t.propagator.Inject(ctx, &data.Headers[i])

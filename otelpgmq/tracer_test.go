@@ -161,7 +161,7 @@ func TestSendBatchCreateSpans(t *testing.T) {
 			}
 			byID := map[string]sdktrace.ReadOnlySpan{}
 			for _, c := range creates {
-				if c.Parent().SpanID() != send.SpanContext().SpanID() || c.SpanKind() != trace.SpanKindProducer ||
+				if c.Parent().IsValid() || c.SpanKind() != trace.SpanKindProducer || !linked(send, c) ||
 					attr(c, "messaging.operation.type") != "create" {
 					t.Errorf("create span %v parent %v", c.Attributes(), c.Parent())
 				}
@@ -384,4 +384,14 @@ func TestSpanOptionsAlternatingQueues(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("spans %q, want %q", got, want)
 	}
+}
+
+// linked reports whether from links to to.
+func linked(from, to sdktrace.ReadOnlySpan) bool {
+	for _, l := range from.Links() {
+		if l.SpanContext.SpanID() == to.SpanContext().SpanID() {
+			return true
+		}
+	}
+	return false
 }
