@@ -14,6 +14,7 @@ type ServerAddress struct {
 	// Host is a host name, an IP address or, for a Unix socket, the
 	// socket's directory.
 	Host string
+	// Port is the TCP port (for a Unix socket, the number in its name).
 	Port uint16
 }
 
