@@ -36,7 +36,8 @@ const e2eQueue = "e2e_tasks"
 //
 //   - active processors: all 3 processors busy shows as 3;
 //   - pool utilization: within [0, 1], above 0 under load, equal to the
-//     orchestrator's own used/max;
+//     orchestrator's own used/max; every acquire timed in
+//     db.client.connection.wait_time;
 //   - every query of the Grafana dashboard returns data;
 //   - queue depth, at a quiescent moment (the busy orchestrator stopped by
 //     SIGTERM, a second one only reporting), equals count(*) of the queue
@@ -73,7 +74,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 	})
 
 	t.Run("pool utilization", func(t *testing.T) {
-		const promql = `db_client_connection_utilization_ratio{service_instance_id="e2e-worker"}`
+		const promql = `pgxpool_connection_utilization_ratio{service_instance_id="e2e-worker"}`
 		// Busy processors hold their connections: 3 of max 5 (processors+2).
 		// The producer's sends take a connection now and then, briefly.
 		const want = 3.0 / 5
@@ -87,8 +88,8 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		}
 		// Over the whole run, not only now.
 		for _, q := range []string{
-			`min_over_time(db_client_connection_utilization_ratio{service_instance_id="e2e-worker"}[5m])`,
-			`max_over_time(db_client_connection_utilization_ratio{service_instance_id="e2e-worker"}[5m])`,
+			`min_over_time(pgxpool_connection_utilization_ratio{service_instance_id="e2e-worker"}[5m])`,
+			`max_over_time(pgxpool_connection_utilization_ratio{service_instance_id="e2e-worker"}[5m])`,
 		} {
 			for _, x := range s.QueryInstant(t, q) {
 				t.Logf("Prometheus %s = %v", q, x.Value)
@@ -97,6 +98,18 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 				}
 			}
 		}
+	})
+
+	t.Run("pool wait time", func(t *testing.T) {
+		// The orchestrator's pool holds a PoolTracer: every acquire is one
+		// observation of db.client.connection.wait_time, under the pool's name.
+		const promql = `db_client_connection_wait_time_seconds_count{service_instance_id="e2e-worker"}`
+		v := waitForValue(t, s, promql, func(v float64) bool { return v > 0 })
+		got := s.QueryInstant(t, promql)
+		if len(got) != 1 || got[0].Labels["db_client_connection_pool_name"] == "" {
+			t.Errorf("%s: %v, want one series per pool, named", promql, got)
+		}
+		t.Logf("Prometheus %s = %v acquires timed", promql, v)
 	})
 
 	t.Run("dashboard", func(t *testing.T) {

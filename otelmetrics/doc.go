@@ -6,7 +6,9 @@
 //     can also read in-process (ActiveProcessors, Snapshot);
 //   - connection pool utilization: the semantic conventions'
 //     db.client.connection.* instruments sampled from pgxpool.Stat at
-//     collection time, plus db.client.connection.utilization (used / max);
+//     collection time, plus pgxpool.connection.utilization (used / max),
+//     and db.client.connection.wait_time, the time each acquire took,
+//     when the pool's configuration holds a PoolTracer;
 //   - queue depth: pgmq.queue.depth by visibility state and by how it was
 //     obtained (pgmq.depth.method: count or estimate), the age of the
 //     oldest message and the messages ever sent, sampled from PGMQ at a

@@ -9,6 +9,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/queuesampler"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // ScopeName is the instrumentation scope of every instrument of this package.
@@ -24,9 +25,9 @@ const (
 	MetricConnectionCount   = "db.client.connection.count"
 	MetricConnectionMax     = "db.client.connection.max"
 	MetricConnectionIdleMin = "db.client.connection.idle.min"
-	MetricConnectionUtil    = "db.client.connection.utilization"
+	MetricConnectionWait    = "db.client.connection.wait_time"
+	MetricConnectionUtil    = "pgxpool.connection.utilization"
 	MetricAcquireWaits      = "pgxpool.acquire.waits"
-	MetricAcquireWaitTime   = "pgxpool.acquire.wait_time"
 	MetricQueueDepth        = "pgmq.queue.depth"
 	MetricQueueOldestAge    = "pgmq.queue.oldest_message.age"
 	MetricQueueSent         = "pgmq.queue.sent.messages"
@@ -70,7 +71,7 @@ func New(opts ...Option) (*Metrics, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version), metric.WithSchemaURL(semconv.SchemaURL))
 	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
 		cfg.exportHealth = p.ExportHealthy
 	}
@@ -131,7 +132,7 @@ func (m *Metrics) registerLocal(meter metric.Meter) (metric.Registration, error)
 		metric.WithUnit("{processor}"),
 		metric.WithDescription("Processors running now, per processor kind."))
 	add(err)
-	pi, err := newPoolInstruments(meter)
+	pi, err := newPoolInstruments(meter, m.pools)
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("otelmetrics: create instruments: %w", err)
@@ -158,6 +159,9 @@ func (m *Metrics) Close() error {
 		var errs []error
 		for _, r := range m.registration {
 			errs = append(errs, r.Unregister())
+		}
+		for _, p := range m.pools {
+			p.unbind()
 		}
 		for _, db := range m.dbs {
 			errs = append(errs, db.s.Close())

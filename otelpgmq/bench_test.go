@@ -315,10 +315,11 @@ func sendHooksInSitu(b *testing.B, tr pgmqclient.SendTracer) {
 }
 
 // sdkFloor makes the send's telemetry with the SDK calls alone, nothing of
-// the Tracer's own: a span with the conventions' attributes at the start,
-// the context injected, the duration recorded in the span's context (so
-// with an exemplar, as the Tracer records it), the message id set, the span
-// ended. It is the least a send traced the Tracer's way costs.
+// the Tracer's own: a span with the conventions' attributes (the server's
+// included) at the start, the context injected, the duration recorded in
+// the span's context (so with an exemplar, as the Tracer records it) with
+// the span's own start and end times, the message id set, the span ended.
+// It is the least a send traced the Tracer's way costs.
 type sdkFloor struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
@@ -336,7 +337,8 @@ func newSDKFloor(b *testing.B, sampled bool) *sdkFloor {
 		b.Fatal(err)
 	}
 	attrs := []attribute.KeyValue{semconv.MessagingSystemKey.String("pgmq"), semconv.MessagingDestinationName("traced"),
-		semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("send")}
+		semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("send"),
+		semconv.ServerAddress("127.0.0.1"), semconv.ServerPort(5432)}
 	return &sdkFloor{tracer: tp.Tracer("floor"), prop: w3c, hist: hist,
 		opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...)},
 		rec:  []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}}
@@ -350,16 +352,17 @@ type floorState struct {
 
 func (f *sdkFloor) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, d pgmqclient.TraceSendStartData) context.Context {
 	start := time.Now()
-	ctx, span := f.tracer.Start(ctx, "send traced", f.opts...)
+	ctx, span := f.tracer.Start(ctx, "send traced", append(f.opts[:len(f.opts):len(f.opts)], trace.WithTimestamp(start))...)
 	f.prop.Inject(ctx, d.Headers)
 	return &floorState{ctx, span, start}
 }
 
 func (f *sdkFloor) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, d pgmqclient.TraceSendEndData) {
 	s := ctx.(*floorState)
-	f.hist.Record(ctx, time.Since(s.start).Seconds(), f.rec...)
+	end := time.Now()
+	f.hist.Record(ctx, end.Sub(s.start).Seconds(), f.rec...)
 	if s.span.IsRecording() {
 		s.span.SetAttributes(semconv.MessagingMessageID(strconv.FormatInt(d.MsgID, 10)))
 	}
-	s.span.End()
+	s.span.End(trace.WithTimestamp(end))
 }

@@ -2,13 +2,10 @@ package otelpgmq
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"slices"
 
-	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // headerCarrier reads the string-valued top-level keys of a message's
@@ -40,6 +37,17 @@ func headerCarrier(headers json.RawMessage) propagation.MapCarrier {
 // It scans the JSON itself rather than decoding it into a map: extraction
 // runs for every message received and processed.
 func scanHeaders(d []byte, yield func(key, val []byte) bool) bool {
+	return scanObject(d, func(key, val []byte, str bool) bool {
+		return !str || yield(key, val)
+	})
+}
+
+// scanObject calls yield with the quoted key and the raw value of each
+// top-level key of the object d, in order, str telling whether the value is
+// a string, and reports whether d is a well-formed object and yield
+// accepted every member. Nesting is skipped without recursion, however
+// deep.
+func scanObject(d []byte, yield func(key, val []byte, str bool) bool) bool {
 	i := skipSpace(d, 0)
 	if i >= len(d) || d[i] != '{' {
 		return false
@@ -60,15 +68,14 @@ func scanHeaders(d []byte, yield func(key, val []byte) bool) bool {
 			return false
 		}
 		i = skipSpace(d, i+1)
-		if i < len(d) && d[i] == '"' {
-			vs := i
-			if i, ok = stringEnd(d, i); !ok {
-				return false
-			}
-			if !yield(key, d[vs:i]) {
-				return false
-			}
-		} else if i, ok = skipValue(d, i); !ok {
+		vs := i
+		str := i < len(d) && d[i] == '"'
+		if str {
+			i, ok = stringEnd(d, i)
+		} else {
+			i, ok = skipValue(d, i)
+		}
+		if !ok || !yield(key, d[vs:i], str) {
 			return false
 		}
 		i = skipSpace(d, i)
@@ -90,13 +97,20 @@ func scanHeaders(d []byte, yield func(key, val []byte) bool) bool {
 // headerFields is a propagation.TextMapCarrier over a headers object
 // scanHeaders accepted: each Get scans it again instead of copying every
 // key and value into a map first. Like the map, a repeated key gives its
-// last value.
-type headerFields []byte
+// last value. Get applies the limits of extraction (limitValue).
+type headerFields struct {
+	h         []byte
+	noBaggage bool // the W3C baggage key reads as absent
+}
 
-// Get returns the value of key, "" when there is none.
-func (h headerFields) Get(key string) string {
+// Get returns the value of key, "" when there is none or it is over its
+// limit.
+func (f headerFields) Get(key string) string {
+	if f.noBaggage && key == baggageKey {
+		return ""
+	}
 	var val []byte
-	scanHeaders(h, func(k, v []byte) bool {
+	scanHeaders(f.h, func(k, v []byte) bool {
 		if quotedEquals(k, key) {
 			val = v
 		}
@@ -106,16 +120,16 @@ func (h headerFields) Get(key string) string {
 		return ""
 	}
 	s, _ := unquote(val)
-	return s
+	return limitValue(key, s)
 }
 
 // Set does nothing: headers are only read.
 func (headerFields) Set(string, string) {}
 
 // Keys returns the string-valued keys, each once.
-func (h headerFields) Keys() []string {
+func (f headerFields) Keys() []string {
 	var keys []string
-	scanHeaders(h, func(k, _ []byte) bool {
+	scanHeaders(f.h, func(k, _ []byte) bool {
 		if s, ok := unquote(k); ok && !slices.Contains(keys, s) {
 			keys = append(keys, s)
 		}
@@ -207,42 +221,4 @@ func validString(q []byte) bool {
 	}
 	_, ok := unquote(q)
 	return ok
-}
-
-// creation is what a message's headers say about where it was created.
-type creation struct {
-	span    trace.SpanContext
-	baggage baggage.Baggage
-}
-
-// extract reads the creation context of a message from its headers,
-// against a background context so that the caller's own span never comes
-// back as the message's.
-func (t *Tracer) extract(headers json.RawMessage) creation {
-	// Check the headers once (and that they carry anything); the
-	// propagator then reads only the keys it asks for.
-	n := 0
-	if !scanHeaders(headers, func(k, v []byte) bool {
-		n++
-		return validString(k) && validString(v)
-	}) || n == 0 {
-		return creation{}
-	}
-	ctx := t.propagator.Extract(context.Background(), headerFields(headers))
-	return creation{span: trace.SpanContextFromContext(ctx), baggage: baggage.FromContext(ctx)}
-}
-
-// MessageContext returns ctx with the trace context and baggage a message
-// carries in its headers: the span context as remote parent (when the
-// headers hold a valid one) and the baggage (when they hold any). Use it to
-// continue a message's trace by hand; Tracer.Process does this itself.
-func (t *Tracer) MessageContext(ctx context.Context, headers json.RawMessage) context.Context {
-	c := t.extract(headers)
-	if c.span.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, c.span)
-	}
-	if c.baggage.Len() > 0 {
-		ctx = baggage.ContextWithBaggage(ctx, c.baggage)
-	}
-	return ctx
 }

@@ -44,7 +44,7 @@ func TestHeaderCarrier(t *testing.T) {
 			continue
 		}
 		// The lazy carrier the propagator reads gives the same.
-		f := headerFields(h)
+		f := headerFields{h: []byte(h)}
 		for k, v := range want {
 			if g := f.Get(k); g != v {
 				t.Errorf("headerFields(%s).Get(%q) = %q, want %q", h, k, g, v)

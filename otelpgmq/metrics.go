@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
 // ScopeName is the instrumentation scope of this package's spans and
@@ -72,8 +74,10 @@ type instruments struct {
 // maxErrorSets bounds the attribute sets kept for failures, a set per
 // queue, operation and error type: calls to queues that do not exist fail
 // under names without end. Past it, a failure with a new set is counted in
-// one overflow set, {messaging.system, otel.metric.overflow=true}, as the
-// SDK does past its cardinality limit: counted, not dropped.
+// an overflow set per operation, {messaging.system,
+// messaging.operation.name (and .type), server.address and .port,
+// otel.metric.overflow=true}, as the SDK does past its cardinality limit:
+// counted, not dropped, and still found by queries on the operation.
 const maxErrorSets = 1000
 
 func newInstruments(mp metric.MeterProvider) *instruments {
@@ -125,10 +129,11 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 }
 
 // setKey identifies one attribute set of the low-cardinality metric
-// attributes. errType is empty on success.
+// attributes. errType is empty on success; server is zero when unknown.
 type setKey struct {
 	queue, opName, opType, errType string
-	overflow                       bool // the one set past maxErrorSets
+	server                         pgmqclient.ServerAddress
+	overflow                       bool // an operation's set past maxErrorSets (no queue, no error type)
 }
 
 // measureOpts are one attribute set as the option lists the instruments'
@@ -195,12 +200,11 @@ func (in *instruments) attrs(k setKey) *measureOpts {
 		return o.(*measureOpts)
 	}
 	if k.overflow {
-		o, _ := in.sets.LoadOrStore(k, newMeasureOpts(attribute.NewSet(
-			semconv.MessagingSystemKey.String(System), attribute.Bool(attrOverflow, true))))
+		o, _ := in.sets.LoadOrStore(k, newMeasureOpts(in.overflowSet(k)))
 		return o.(*measureOpts)
 	}
 	if k.errType != "" && in.errSets.Load() >= maxErrorSets {
-		return in.attrs(setKey{overflow: true})
+		return in.attrs(setKey{overflow: true, opName: k.opName, opType: k.opType, server: k.server})
 	}
 	o := newMeasureOpts(in.attributeSet(k))
 	actual, loaded := in.sets.LoadOrStore(k, o)
@@ -212,18 +216,34 @@ func (in *instruments) attrs(k setKey) *measureOpts {
 
 // attributeSet is k's attribute set.
 func (in *instruments) attributeSet(k setKey) attribute.Set {
-	kv := make([]attribute.KeyValue, 0, 5)
+	kv := make([]attribute.KeyValue, 0, 7)
 	kv = append(kv, semconv.MessagingSystemKey.String(System), semconv.MessagingDestinationName(k.queue))
+	kv = appendOperation(kv, k)
+	if k.errType != "" {
+		kv = append(kv, semconv.ErrorTypeKey.String(k.errType))
+	}
+	return attribute.NewSet(kv...)
+}
+
+// overflowSet is the attribute set of k, an overflow key: the operation
+// and server, without the queue and error type that made too many sets.
+func (in *instruments) overflowSet(k setKey) attribute.Set {
+	kv := make([]attribute.KeyValue, 0, 6)
+	kv = append(kv, semconv.MessagingSystemKey.String(System))
+	kv = appendOperation(kv, k)
+	return attribute.NewSet(append(kv, attribute.Bool(attrOverflow, true))...)
+}
+
+// appendOperation appends the operation name and type of k, and its
+// server, when set.
+func appendOperation(kv []attribute.KeyValue, k setKey) []attribute.KeyValue {
 	if k.opName != "" {
 		kv = append(kv, semconv.MessagingOperationName(k.opName))
 	}
 	if k.opType != "" {
 		kv = append(kv, semconv.MessagingOperationTypeKey.String(k.opType))
 	}
-	if k.errType != "" {
-		kv = append(kv, semconv.ErrorTypeKey.String(k.errType))
-	}
-	return attribute.NewSet(kv...)
+	return appendServer(kv, k.server)
 }
 
 // attrOverflow marks the overflow set, as the SDK marks its own.

@@ -22,6 +22,8 @@ type config struct {
 	createSpans    bool
 	emptyReceives  bool
 	processParent  bool
+	// noMessageBaggage drops the baggage messages carry (WithoutMessageBaggage).
+	noMessageBaggage bool
 }
 
 func newConfig(opts []Option) config {
@@ -56,8 +58,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 
 // WithPropagator sets the propagator that writes the trace context into
 // message headers and reads it back. The default is
-// otel.GetTextMapPropagator() (set from OTEL_PROPAGATORS by
-// otelmetrics.NewTracerProvider); nil is ignored.
+// otel.GetTextMapPropagator(), the global propagator, which nothing in
+// this module sets: the program sets it with otel.SetTextMapPropagator
+// (until then it propagates nothing). Nil is ignored.
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
 		if p != nil {
@@ -67,8 +70,9 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 }
 
 // WithoutCreateSpans turns off the "create <queue>" span per message of a
-// batch send: every message then carries the "send <queue>" span's context
-// as its creation context.
+// batch send: every message then carries the "send_batch <queue>" span's
+// context as its creation context, and that span is PRODUCER instead of
+// CLIENT.
 func WithoutCreateSpans() Option {
 	return optionFunc(func(c *config) { c.createSpans = false })
 }
@@ -81,11 +85,26 @@ func WithEmptyReceives() Option {
 }
 
 // WithProcessParent makes the message's creation context the parent of
-// the "process <queue>" span, so producer and processing show as one trace.
-// By default the process span keeps the caller's context as parent and
-// links to the creation context, as the messaging conventions recommend:
-// processing may run long after the send, and one trace per send then
-// stays bounded.
+// the "process <queue>" span, so producer and processing show as one trace;
+// the span then links to the creation context and to the caller's span
+// (the ambient context), which it would otherwise have had as parent, as
+// the conventions ask. By default the process span keeps the caller's
+// context as parent and links to the creation context, as the messaging
+// conventions recommend: processing may run long after the send, and one
+// trace per send then stays bounded.
 func WithProcessParent() Option {
 	return optionFunc(func(c *config) { c.processParent = true })
+}
+
+// WithoutMessageBaggage drops the baggage messages carry: Process and
+// MessageContext then put none into the context (the caller's own baggage
+// stays), and receives read none. Baggage in a message was written by
+// whoever could send to the queue; it flows on into every call the
+// processing makes. By default it is kept, as the propagator (W3C
+// baggage by default) asks: senders to a queue are normally part of the
+// same application and hold write access to its database; give this
+// option when they are not. Baggage never becomes a metric attribute
+// either way.
+func WithoutMessageBaggage() Option {
+	return optionFunc(func(c *config) { c.noMessageBaggage = true })
 }

@@ -22,10 +22,13 @@ const operationProcess = "process"
 //
 //   - kind's processor count (otelmetrics' orchestration.processor.active)
 //     is up while fn runs; a nil kind counts nothing;
-//   - fn runs inside a "process <queue>" CONSUMER span, linked to the
-//     message's creation context (or its child, with WithProcessParent),
-//     carrying the message id and read count; the baggage the message
-//     carries is put in fn's context;
+//   - fn runs inside a "process <queue>" CONSUMER span carrying the message
+//     id and read count, and the server the message was read from
+//     (msg.Server). By default its parent is ctx's span and it links to the
+//     message's creation context; with WithProcessParent the creation
+//     context is its parent, and it links to that context and to ctx's span
+//     (when ctx has one), as the conventions ask. The baggage the message
+//     carries is put in fn's context, unless WithoutMessageBaggage;
 //   - messaging.process.duration is recorded in the span's context, so a
 //     sampled span becomes the histogram's exemplar.
 //
@@ -34,29 +37,35 @@ const operationProcess = "process"
 func (t *Tracer) Process(ctx context.Context, queue string, kind *otelmetrics.ProcessorKind, msg pgmqclient.Message, fn func(ctx context.Context) error) (err error) {
 	start := t.now()
 	created := t.extract(msg.Headers)
+	srv, _ := msg.Server()
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs,
+		semconv.MessagingSystemKey.String(System),
+		semconv.MessagingDestinationName(queue),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName(operationProcess),
+		msgID(msg.ID),
+		attribute.Int(AttrReadCount, int(msg.ReadCount)),
+	)
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithTimestamp(start),
-		trace.WithAttributes(
-			semconv.MessagingSystemKey.String(System),
-			semconv.MessagingDestinationName(queue),
-			semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName(operationProcess),
-			msgID(msg.ID),
-			attribute.Int(AttrReadCount, int(msg.ReadCount)),
-		),
+		trace.WithAttributes(appendServer(attrs, srv)...),
 	}
 	if created.span.IsValid() {
+		links := []trace.Link{{SpanContext: created.span}}
 		if t.cfg.processParent {
+			if ambient := trace.SpanContextFromContext(ctx); ambient.IsValid() {
+				links = append(links, trace.Link{SpanContext: ambient})
+			}
 			ctx = trace.ContextWithRemoteSpanContext(ctx, created.span)
-		} else {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: created.span}))
 		}
+		opts = append(opts, trace.WithLinks(links...))
 	}
 	if created.baggage.Len() > 0 {
 		ctx = baggage.ContextWithBaggage(ctx, created.baggage)
 	}
-	ctx, span := t.tracer.Start(ctx, "process "+queue, opts...)
+	ctx, span := t.tracer.Start(ctx, spanName(operationProcess, queue), opts...)
 
 	var run otelmetrics.ProcessorRun
 	if kind != nil {
@@ -77,7 +86,7 @@ func (t *Tracer) Process(ctx context.Context, queue string, kind *otelmetrics.Pr
 			span.SetStatus(codes.Error, err.Error())
 		}
 		t.inst.procDuration.Inst().Record(ctx, end.Sub(start).Seconds(),
-			t.inst.attrs(setKey{queue: queue, opName: operationProcess, errType: et}).rec...)
+			t.inst.attrs(setKey{queue: queue, opName: operationProcess, errType: et, server: srv}).rec...)
 		span.End(trace.WithTimestamp(end))
 	}()
 	err = fn(ctx)

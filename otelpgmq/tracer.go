@@ -71,18 +71,20 @@ type spanStart struct {
 	opType   string
 }
 
-// spanKey names the start options of one kind of span on one queue.
+// spanKey names the start options of one kind of span on one queue of one
+// server (zero when unknown).
 type spanKey struct {
-	queue string
-	op    string
+	queue  string
+	op     string
+	server pgmqclient.ServerAddress
 }
 
-// startOptions returns the name ("<verb> <queue>") and the kind and
-// attribute options of spans of k: the kept ones, or new ones, kept only
-// once an operation on the queue has succeeded (keep). Most spans of a
-// program repeat a few of them; calls to queues that do not exist, under
-// names without end, leave nothing behind.
-func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opType attribute.KeyValue) *spanStart {
+// startOptions returns the name ("<operation name> <queue>", as the
+// conventions give it) and the kind and attribute options of spans of k:
+// the kept ones, or new ones, kept only once an operation on the queue has
+// succeeded (keep). Most spans of a program repeat a few of them; calls to
+// queues that do not exist, under names without end, leave nothing behind.
+func (t *Tracer) startOptions(k spanKey, kind trace.SpanKind, opType attribute.KeyValue) *spanStart {
 	recent := t.recentFor(k.op)
 	if recent != nil {
 		if st := recent.Load(); st != nil && st.key == k {
@@ -97,13 +99,17 @@ func (t *Tracer) startOptions(k spanKey, verb string, kind trace.SpanKind, opTyp
 		return st
 	}
 	typ := opType.Value.AsString()
-	return &spanStart{key: k, name: verb + " " + k.queue, opType: typ,
-		opts:     []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op)...)},
-		count:    t.inst.lookup(setKey{queue: k.queue, opName: k.op}),
-		duration: t.inst.lookup(setKey{queue: k.queue, opName: k.op, opType: typ}),
+	return &spanStart{key: k, name: spanName(k.op, k.queue), opType: typ,
+		opts:     []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(baseAttrs(k.queue, opType, k.op, k.server)...)},
+		count:    t.inst.lookup(setKey{queue: k.queue, opName: k.op, server: k.server}),
+		duration: t.inst.lookup(setKey{queue: k.queue, opName: k.op, opType: typ, server: k.server}),
 		queue:    t.inst.lookup(setKey{queue: k.queue}),
 	}
 }
+
+// spanName is the conventions' span name: "{messaging.operation.name}
+// {messaging.destination.name}".
+func spanName(op, queue string) string { return op + " " + queue }
 
 // keep stores st and its attribute sets, once the queue is known to exist,
 // and returns the stored one (another call may have stored it first). Only
@@ -115,8 +121,8 @@ func (t *Tracer) keep(st *spanStart) *spanStart {
 	k := st.key
 	kept := *st
 	kept.kept = true
-	kept.count = t.inst.keep(setKey{queue: k.queue, opName: k.op}, st.count)
-	kept.duration = t.inst.keep(setKey{queue: k.queue, opName: k.op, opType: st.opType}, st.duration)
+	kept.count = t.inst.keep(setKey{queue: k.queue, opName: k.op, server: k.server}, st.count)
+	kept.duration = t.inst.keep(setKey{queue: k.queue, opName: k.op, opType: st.opType, server: k.server}, st.duration)
 	kept.queue = t.inst.keep(setKey{queue: k.queue}, st.queue)
 	actual, _ := t.starts.LoadOrStore(k, &kept)
 	return actual.(*spanStart)
@@ -163,9 +169,10 @@ type opState struct {
 	queue   string
 	op      pgmqclient.Operation
 	start   time.Time
+	server  pgmqclient.ServerAddress
 	span    trace.Span      // nil for receives, whose span is made at the end
 	st      *spanStart      // the send's or settle's; nil for batches and receives
-	creates []trace.Span    // a batch's create spans, in payload order
+	creates []trace.Span    // a batch's create spans, in payload order (nil entries for messages with a context of their own)
 	parent  context.Context // a receive's caller context
 	qty     int
 	vt      time.Duration
@@ -196,13 +203,38 @@ func stateFrom(ctx context.Context) *opState {
 	return s
 }
 
-func baseAttrs(queue string, opType attribute.KeyValue, opName string) []attribute.KeyValue {
-	return []attribute.KeyValue{
+// baseAttrs are the attributes every span of an operation on queue carries:
+// those the conventions require or require when available, given at the
+// start so that samplers see them.
+func baseAttrs(queue string, opType attribute.KeyValue, opName string, srv pgmqclient.ServerAddress) []attribute.KeyValue {
+	kv := make([]attribute.KeyValue, 0, 6)
+	kv = append(kv,
 		semconv.MessagingSystemKey.String(System),
 		semconv.MessagingDestinationName(queue),
 		opType,
 		semconv.MessagingOperationName(opName),
+	)
+	return appendServer(kv, srv)
+}
+
+// appendServer appends server.address and server.port of srv, when known.
+func appendServer(kv []attribute.KeyValue, srv pgmqclient.ServerAddress) []attribute.KeyValue {
+	if srv.Host == "" {
+		return kv
 	}
+	return append(kv, semconv.ServerAddress(srv.Host), semconv.ServerPort(int(srv.Port)))
+}
+
+// serverOf is the address of c's server, zero when it is not known (or c is
+// nil).
+func serverOf(c *pgmqclient.Client) pgmqclient.ServerAddress {
+	if c == nil {
+		return pgmqclient.ServerAddress{}
+	}
+	if srv, ok := c.Server(); ok {
+		return srv
+	}
+	return pgmqclient.ServerAddress{}
 }
 
 func msgID(id int64) attribute.KeyValue {
@@ -224,224 +256,4 @@ func errType(err error) string {
 		return ""
 	}
 	return semconv.ErrorType(err).Value.AsString()
-}
-
-// TraceSendStart starts the "send <queue>" span and writes its context into
-// the message's headers.
-func (t *Tracer) TraceSendStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendStartData) context.Context {
-	start := t.now()
-	st := t.startOptions(spanKey{data.Queue, string(pgmqclient.OperationSend)}, "send", trace.SpanKindProducer, semconv.MessagingOperationTypeSend)
-	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
-	t.propagator.Inject(ctx, data.Headers)
-	return withState(ctx, &opState{queue: data.Queue, op: pgmqclient.OperationSend, start: start, span: span, st: st})
-}
-
-// TraceSendEnd ends the send span and records the send's metrics.
-func (t *Tracer) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendEndData) {
-	s := stateFrom(ctx)
-	if s == nil {
-		return
-	}
-	t.finishSend(ctx, s, 1, t.now(), data.Err)
-	if data.Err == nil && s.span.IsRecording() {
-		s.span.SetAttributes(msgID(data.MsgID))
-	}
-	endSpan(s.span, data.Err)
-}
-
-// finishSend records sent.messages and operation.duration.
-func (t *Tracer) finishSend(ctx context.Context, s *opState, n int, end time.Time, err error) {
-	if err == nil && s.st != nil {
-		st := t.keep(s.st)
-		st.count.sent.Add(int64(n))
-		t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), st.duration.rec...)
-		return
-	}
-	et := errType(err)
-	op := string(s.op)
-	t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et}).sent.Add(int64(n))
-	t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: op, opType: "send", errType: et}, end.Sub(s.start).Seconds())
-}
-
-// TraceSendBatchStart starts the "send <queue>" span of a batch and, unless
-// turned off, a "create <queue>" span per message, whose context goes into
-// that message's headers.
-func (t *Tracer) TraceSendBatchStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendBatchStartData) context.Context {
-	start := t.now()
-	attrs := append(baseAttrs(data.Queue, semconv.MessagingOperationTypeSend, string(pgmqclient.OperationSendBatch)),
-		semconv.MessagingBatchMessageCount(data.Count))
-	ctx, span := t.tracer.Start(ctx, "send "+data.Queue,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithTimestamp(start),
-		trace.WithAttributes(attrs...))
-	s := &opState{queue: data.Queue, op: pgmqclient.OperationSendBatch, start: start, span: span, qty: data.Count}
-	if t.cfg.createSpans && span.IsRecording() {
-		s.creates = make([]trace.Span, len(data.Headers))
-		createAttrs := trace.WithAttributes(baseAttrs(data.Queue, semconv.MessagingOperationTypeCreate, "create")...)
-		for i := range data.Headers {
-			cctx, c := t.tracer.Start(ctx, "create "+data.Queue,
-				trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start), createAttrs)
-			s.creates[i] = c
-			t.propagator.Inject(cctx, &data.Headers[i])
-		}
-	} else {
-		for i := range data.Headers {
-			t.propagator.Inject(ctx, &data.Headers[i])
-		}
-	}
-	return withState(ctx, s)
-}
-
-// TraceSendBatchEnd ends the batch's spans and records its metrics.
-func (t *Tracer) TraceSendBatchEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSendBatchEndData) {
-	s := stateFrom(ctx)
-	if s == nil {
-		return
-	}
-	end := t.now()
-	t.finishSend(ctx, s, s.qty, end, data.Err)
-	for i, c := range s.creates {
-		if data.Err == nil && i < len(data.MsgIDs) {
-			c.SetAttributes(msgID(data.MsgIDs[i]))
-		}
-		endSpan(c, data.Err, trace.WithTimestamp(end))
-	}
-	endSpan(s.span, data.Err, trace.WithTimestamp(end))
-}
-
-// TraceReceiveStart notes the start; the "receive <queue>" span is made at
-// the end, once it is known whether any message came.
-func (t *Tracer) TraceReceiveStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceReceiveStartData) context.Context {
-	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: t.now(), parent: ctx, qty: data.Qty,
-		vt: data.VisibilityTimeout})
-}
-
-// TraceReceiveEnd makes the receive span, linked to each message's creation
-// context, and records the receive's metrics, the messages' wait and their
-// redeliveries.
-func (t *Tracer) TraceReceiveEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceReceiveEndData) {
-	s := stateFrom(ctx)
-	if s == nil {
-		return
-	}
-	end := t.now()
-	op := string(s.op)
-	st := t.startOptions(spanKey{s.queue, op}, "receive", trace.SpanKindClient, semconv.MessagingOperationTypeReceive)
-	if data.Err == nil || len(data.Messages) > 0 {
-		st = t.keep(st) // the queue exists
-	}
-	duration, count := st.duration, st.count
-	if data.Err != nil {
-		et := errType(data.Err)
-		duration = t.inst.attrs(setKey{queue: s.queue, opName: op, opType: "receive", errType: et})
-		count = t.inst.attrs(setKey{queue: s.queue, opName: op, errType: et})
-	}
-	t.inst.opDuration.Inst().Record(ctx, end.Sub(s.start).Seconds(), duration.rec...)
-	if n := len(data.Messages); n > 0 {
-		count.consumed.Add(int64(n))
-		t.measureMessages(ctx, s, st.queue, data.Messages, end)
-	}
-	if len(data.Messages) == 0 && data.Err == nil && !t.cfg.emptyReceives {
-		return
-	}
-	opts := make([]trace.SpanStartOption, 0, len(st.opts)+1+len(data.Messages))
-	opts = append(append(opts, st.opts...), trace.WithTimestamp(s.start))
-	var firstID attribute.KeyValue // the first message's id, made once for its link and the span
-	if parent := trace.SpanContextFromContext(s.parent); parent.IsSampled() || !parent.IsValid() {
-		// Links are given at the start; skip the work under an unsampled parent.
-		for i, m := range data.Messages {
-			if c := t.extract(m.Headers); c.span.IsValid() {
-				id := msgID(m.ID)
-				if i == 0 {
-					firstID = id
-				}
-				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c.span, Attributes: []attribute.KeyValue{id}}))
-			}
-		}
-	}
-	_, span := t.tracer.Start(s.parent, st.name, opts...)
-	if span.IsRecording() {
-		if len(data.Messages) == 1 {
-			m := data.Messages[0]
-			if !firstID.Valid() {
-				firstID = msgID(m.ID)
-			}
-			span.SetAttributes(firstID, attribute.Int(AttrReadCount, int(m.ReadCount)))
-		} else if s.qty > 1 {
-			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.Messages)))
-		}
-	}
-	endSpan(span, data.Err, trace.WithTimestamp(end))
-}
-
-// measureMessages records pgmq.message.wait.duration for messages read for
-// the first time and pgmq.message.redeliveries for the others.
-//
-// The read time comes from the server where it can: last_read_at (PGMQ
-// 1.11 on), else vt minus the visibility timeout (read and read_with_poll
-// set vt = clock_timestamp() + vt). Only pop, which sets neither, uses this
-// process's clock. A negative wait (clocks apart) is left out and counted in
-// pgmq.message.wait.skipped (reason clock_skew).
-func (t *Tracer) measureMessages(ctx context.Context, s *opState, attrs *measureOpts, msgs []pgmqclient.Message, end time.Time) {
-	// read and read_with_poll count the read they make; pop does not, so a
-	// popped message that was read before has read_ct 1 already.
-	firstRead := int32(1)
-	if s.op == pgmqclient.OperationPop {
-		firstRead = 0
-	}
-	var again int64
-	for i := range msgs {
-		m := &msgs[i]
-		if m.ReadCount > firstRead {
-			again++
-			continue
-		}
-		read := end
-		switch {
-		case m.LastReadAt != nil:
-			read = *m.LastReadAt
-		case s.op != pgmqclient.OperationPop:
-			read = m.VisibleAt.Add(-s.vt)
-		}
-		if w := read.Sub(m.EnqueuedAt); w >= 0 {
-			t.inst.wait.Record(ctx, w.Seconds(), attrs.rec...)
-		} else {
-			// The read time came from this process's clock (Pop), which is
-			// behind the server's: the wait is unknown, not negative.
-			t.inst.waitSkipped.Add(ctx, 1, t.inst.skipAttrs(s.queue).add...)
-		}
-	}
-	if again > 0 {
-		attrs.redelivered.Add(again)
-	}
-}
-
-// TraceSettleStart starts the "<operation> <queue>" settle span.
-func (t *Tracer) TraceSettleStart(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleStartData) context.Context {
-	start := t.now()
-	st := t.startOptions(spanKey{data.Queue, string(data.Operation)}, string(data.Operation), trace.SpanKindClient, semconv.MessagingOperationTypeSettle)
-	ctx, span := t.tracer.Start(ctx, st.name, st.opts...)
-	if span.IsRecording() {
-		if len(data.MsgIDs) == 1 {
-			span.SetAttributes(msgID(data.MsgIDs[0]))
-		} else {
-			span.SetAttributes(semconv.MessagingBatchMessageCount(len(data.MsgIDs)))
-		}
-	}
-	return withState(ctx, &opState{queue: data.Queue, op: data.Operation, start: start, span: span, st: st})
-}
-
-// TraceSettleEnd ends the settle span and records its duration.
-func (t *Tracer) TraceSettleEnd(ctx context.Context, _ *pgmqclient.Client, data pgmqclient.TraceSettleEndData) {
-	s := stateFrom(ctx)
-	if s == nil {
-		return
-	}
-	seconds := t.now().Sub(s.start).Seconds()
-	if data.Err == nil {
-		t.inst.opDuration.Inst().Record(ctx, seconds, t.keep(s.st).duration.rec...)
-	} else {
-		t.inst.recordOperation(ctx, setKey{queue: s.queue, opName: string(s.op), opType: "settle", errType: errType(data.Err)}, seconds)
-	}
-	endSpan(s.span, data.Err)
 }

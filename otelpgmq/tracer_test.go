@@ -57,7 +57,7 @@ func TestSendReceiveProcessLinked(t *testing.T) {
 		t.Errorf("caller's headers lost: %s", m.Headers)
 	}
 
-	recv := f.one(t, "receive jobs")
+	recv := f.one(t, "read jobs")
 	if recv.SpanKind() != trace.SpanKindClient || len(recv.Links()) != 1 ||
 		recv.Links()[0].SpanContext.SpanID() != send.SpanContext().SpanID() {
 		t.Errorf("receive span kind %v links %v, want a client span linked to the send", recv.SpanKind(), recv.Links())
@@ -119,8 +119,8 @@ func TestProcessParentOption(t *testing.T) {
 	}
 	send, proc := f.one(t, "send jobs"), f.one(t, "process jobs")
 	if proc.Parent().SpanID() != send.SpanContext().SpanID() || proc.SpanContext().TraceID() != send.SpanContext().TraceID() ||
-		!proc.Parent().IsRemote() || len(proc.Links()) != 0 {
-		t.Errorf("process parent %v links %v, want the send span %v as remote parent", proc.Parent(), proc.Links(), send.SpanContext())
+		!proc.Parent().IsRemote() || len(proc.Links()) != 1 || proc.Links()[0].SpanContext.SpanID() != send.SpanContext().SpanID() {
+		t.Errorf("process parent %v links %v, want the send span %v as remote parent and link", proc.Parent(), proc.Links(), send.SpanContext())
 	}
 }
 
@@ -139,7 +139,7 @@ func TestSendBatchCreateSpans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			send := f.one(t, "send b")
+			send := f.one(t, "send_batch b")
 			if attr(send, "messaging.batch.message_count") != "3" || attr(send, "messaging.operation.name") != "send_batch" {
 				t.Errorf("send attributes %v", send.Attributes())
 			}
@@ -161,7 +161,7 @@ func TestSendBatchCreateSpans(t *testing.T) {
 			}
 			byID := map[string]sdktrace.ReadOnlySpan{}
 			for _, c := range creates {
-				if c.Parent().SpanID() != send.SpanContext().SpanID() || c.SpanKind() != trace.SpanKindProducer ||
+				if c.Parent().IsValid() || c.SpanKind() != trace.SpanKindProducer || !linked(send, c) ||
 					attr(c, "messaging.operation.type") != "create" {
 					t.Errorf("create span %v parent %v", c.Attributes(), c.Parent())
 				}
@@ -173,7 +173,7 @@ func TestSendBatchCreateSpans(t *testing.T) {
 					t.Errorf("message %d traceparent %q, not its create span's", m.ID, headerString(t, m, "traceparent"))
 				}
 			}
-			recv := f.one(t, "receive b")
+			recv := f.one(t, "read b")
 			if len(recv.Links()) != 3 || attr(recv, "messaging.batch.message_count") != "3" {
 				t.Errorf("receive links %d, attributes %v", len(recv.Links()), recv.Attributes())
 			}
@@ -199,7 +199,7 @@ func TestEmptyReceives(t *testing.T) {
 			if traced {
 				want = 2
 			}
-			if got := len(f.ended("receive e")); got != want {
+			if got := len(f.ended("read e")) + len(f.ended("pop e")); got != want {
 				t.Errorf("%d receive spans for empty receives, want %d", got, want)
 			}
 			if _, err := f.client.Send(f.ctx, "e", json.RawMessage(`{}`)); err != nil {
@@ -208,9 +208,11 @@ func TestEmptyReceives(t *testing.T) {
 			if _, err := f.client.ReadWithPoll(f.ctx, "e", time.Minute, 1, time.Second, 10*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
-			spans := f.ended("receive e")
-			if len(spans) != want+1 || attr(spans[want], "messaging.operation.name") != "read_with_poll" {
-				t.Errorf("receive spans %v", names(spans))
+			if pops := f.ended("pop e"); len(pops) != want/2 {
+				t.Errorf("pop spans %v", names(pops))
+			}
+			if spans := f.ended("read_with_poll e"); len(spans) != 1 || attr(spans[0], "messaging.operation.name") != "read_with_poll" {
+				t.Errorf("read_with_poll spans %v", names(spans))
 			}
 		})
 	}
@@ -235,7 +237,7 @@ func TestErrorsOnSpans(t *testing.T) {
 	if _, err := f.client.Read(f.ctx, "missing", time.Second, 1); err == nil {
 		t.Fatal("read on a missing queue succeeded")
 	}
-	if r := f.one(t, "receive missing"); r.Status().Code != codes.Error {
+	if r := f.one(t, "read missing"); r.Status().Code != codes.Error {
 		t.Errorf("a failed receive is traced even without messages: %v", r.Status())
 	}
 }
@@ -315,7 +317,7 @@ func TestMessageWithoutHeaders(t *testing.T) {
 	if p := f.one(t, "process nh"); len(p.Links()) != 0 || p.Parent().IsValid() {
 		t.Errorf("process span of a message without headers: links %v parent %v", p.Links(), p.Parent())
 	}
-	if r := f.one(t, "receive nh"); len(r.Links()) != 0 {
+	if r := f.one(t, "read nh"); len(r.Links()) != 0 {
 		t.Errorf("receive links %v", r.Links())
 	}
 }
@@ -339,7 +341,8 @@ func TestServerWithoutHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s := f.ended("send old"); len(s) != 2 || s[0].Status().Code == codes.Error {
+	s := append(f.ended("send old"), f.ended("send_batch old")...)
+	if len(s) != 2 || s[0].Status().Code == codes.Error || s[1].Status().Code == codes.Error {
 		t.Errorf("send spans %v", names(s))
 	}
 	if p := f.ended("process old"); len(p) != 2 || len(p[0].Links()) != 0 {
@@ -381,4 +384,14 @@ func TestSpanOptionsAlternatingQueues(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("spans %q, want %q", got, want)
 	}
+}
+
+// linked reports whether from links to to.
+func linked(from, to sdktrace.ReadOnlySpan) bool {
+	for _, l := range from.Links() {
+		if l.SpanContext.SpanID() == to.SpanContext().SpanID() {
+			return true
+		}
+	}
+	return false
 }

@@ -25,7 +25,8 @@ type Client struct {
 	// caps caches what the installed PGMQ offers (see Capabilities): the
 	// form of pop, whether send takes headers, the newer operations.
 	caps  capsCache
-	hooks hooks // set by options, read-only afterwards
+	srv   serverCache // the DB's server address, read once (Server)
+	hooks hooks       // set by options, read-only afterwards
 }
 
 // New returns a Client that runs every call on db, which must not be nil.

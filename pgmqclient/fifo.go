@@ -52,7 +52,7 @@ func (c *Client) readGrouped(ctx context.Context, op, fn string, f Feature, queu
 		return nil, err
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.`+fn+`($1::text, $2::integer, $3::integer)`, queue, vts, int32(qty))
-	return messagesInOrder(op, queue, rows, err)
+	return c.messagesInOrder(op, queue, rows, err)
 }
 
 func (c *Client) readGroupedPoll(ctx context.Context, op, fn string, f Feature, queue string, vt time.Duration, qty int, maxPoll, pollInterval time.Duration) ([]Message, error) {
@@ -69,7 +69,7 @@ func (c *Client) readGroupedPoll(ctx context.Context, op, fn string, f Feature, 
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.`+fn+`($1::text, $2::integer, $3::integer, $4::integer, $5::integer)`,
 		queue, vts, int32(qty), maxS, intervalMS)
-	return messagesInOrder(op, queue, rows, err)
+	return c.messagesInOrder(op, queue, rows, err)
 }
 
 // pollArgs converts a poll limit to whole seconds and a poll interval to
@@ -88,7 +88,7 @@ func pollArgs(maxPoll, pollInterval time.Duration) (maxS, intervalMS int32, err 
 }
 
 // messagesInOrder is messages keeping the server's order.
-func messagesInOrder(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
+func (c *Client) messagesInOrder(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 	if qerr != nil {
 		return nil, opErr(op, queue, qerr)
 	}
@@ -96,6 +96,7 @@ func messagesInOrder(op, queue string, rows pgx.Rows, qerr error) ([]Message, er
 	if err != nil {
 		return nil, opErr(op, queue, err)
 	}
+	c.stamp(msgs)
 	return msgs, nil
 }
 

@@ -2,6 +2,7 @@ package pgmqclient
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -83,6 +84,12 @@ type TraceSendStartData struct {
 	// that are not a JSON object are left as they are. On PGMQ releases
 	// without headers (before 1.5) nothing is added and the send goes ahead.
 	Headers *HeaderCarrier
+	// CallerHeaders are the headers the caller gave (WithHeaders, and
+	// WithGroup's key), nil for none; a hook reads them and never changes
+	// them. When they already hold a key the hook adds, the caller
+	// propagates a creation context of its own and none of the hook's keys
+	// is written.
+	CallerHeaders json.RawMessage
 }
 
 // TraceSendEndData describes how a Send ended.
@@ -104,6 +111,10 @@ type TraceSendBatchStartData struct {
 	// Headers holds one empty carrier per message, in payload order (use
 	// &Headers[i]), merged like TraceSendStartData.Headers.
 	Headers []HeaderCarrier
+	// CallerHeaders are the caller's headers of each message, in payload
+	// order (an element is nil for a message without any); nil when the
+	// caller gave none. Read-only, as TraceSendStartData.CallerHeaders.
+	CallerHeaders []json.RawMessage
 }
 
 // TraceSendBatchEndData describes how a SendBatch ended.

@@ -25,6 +25,8 @@ type Message struct {
 	Payload    json.RawMessage
 	// Headers is nil when the message was sent without headers.
 	Headers json.RawMessage
+
+	server *serverInfo // where it was read from, see Server
 }
 
 // SendOption adjusts Send and SendBatch.
@@ -109,7 +111,8 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 	}
 	if tr := c.hooks.send; tr != nil {
 		added := new(HeaderCarrier)
-		ctx = tr.TraceSendStart(ctx, c, TraceSendStartData{Queue: queue, Delay: o.visibleIn(delay), Headers: added})
+		ctx = tr.TraceSendStart(ctx, c, TraceSendStartData{Queue: queue, Delay: o.visibleIn(delay), Headers: added,
+			CallerHeaders: o.headers})
 		var sent bool
 		o.headers, sent, err = c.hookHeader(ctx, o.headers, added)
 		defer func() {
@@ -168,7 +171,8 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 	}
 	if tr := c.hooks.batch; tr != nil {
 		added := make([]HeaderCarrier, len(payloads))
-		ctx = tr.TraceSendBatchStart(ctx, c, TraceSendBatchStartData{Queue: queue, Count: len(payloads), Delay: o.visibleIn(delay), Headers: added})
+		ctx = tr.TraceSendBatchStart(ctx, c, TraceSendBatchStartData{Queue: queue, Count: len(payloads), Delay: o.visibleIn(delay),
+			Headers: added, CallerHeaders: headers})
 		var sent bool
 		headers, sent, err = c.hookHeaders(ctx, headers, added)
 		defer func() {
@@ -215,10 +219,10 @@ func (c *Client) Read(ctx context.Context, queue string, vt time.Duration, qty i
 	return c.traceReceive(ctx, data, func(ctx context.Context) ([]Message, error) {
 		if ro.condition != nil {
 			rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer, $4::jsonb)`, queue, vts, int32(qty), ro.condition)
-			return messages(op, queue, rows, err)
+			return c.messages(op, queue, rows, err)
 		}
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read($1::text, $2::integer, $3::integer)`, queue, vts, int32(qty))
-		return messages(op, queue, rows, err)
+		return c.messages(op, queue, rows, err)
 	})
 }
 
@@ -257,11 +261,11 @@ func (c *Client) ReadWithPoll(ctx context.Context, queue string, vt time.Duratio
 		if ro.condition != nil {
 			rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer, $6::jsonb)`,
 				queue, vts, int32(qty), maxS, intervalMS, ro.condition)
-			return messages(op, queue, rows, err)
+			return c.messages(op, queue, rows, err)
 		}
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer)`,
 			queue, vts, int32(qty), maxS, intervalMS)
-		return messages(op, queue, rows, err)
+		return c.messages(op, queue, rows, err)
 	})
 }
 
@@ -311,12 +315,12 @@ func (c *Client) pop(ctx context.Context, queue string, qty int) ([]Message, err
 	}
 	if caps.popQty {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.pop($1::text, $2::integer)`, queue, int32(qty))
-		return messages(op, queue, rows, err)
+		return c.messages(op, queue, rows, err)
 	}
 	var out []Message
 	for len(out) < qty {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.pop($1::text)`, queue)
-		got, err := messages(op, queue, rows, err)
+		got, err := c.messages(op, queue, rows, err)
 		if err != nil {
 			return out, err
 		}
@@ -406,7 +410,7 @@ func (c *Client) SetVisibilityTimeout(ctx context.Context, queue string, id int6
 	data := TraceSettleStartData{Queue: queue, Operation: OperationSetVT, MsgIDs: []int64{id}, VisibilityTimeout: time.Duration(vts) * time.Second}
 	err = c.traceSettle(ctx, data, func(ctx context.Context) (int, error) {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.set_vt($1::text, $2::bigint, $3::integer)`, queue, id, vts)
-		msgs, err := messages(op, queue, rows, err)
+		msgs, err := c.messages(op, queue, rows, err)
 		if err != nil {
 			return 0, err
 		}
@@ -421,7 +425,7 @@ func (c *Client) SetVisibilityTimeout(ctx context.Context, queue string, id int6
 
 // messages scans message_record rows by column name, ordered by id, and
 // wraps any error for op and queue. qerr is the error from Query.
-func messages(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
+func (c *Client) messages(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 	if qerr != nil {
 		return nil, opErr(op, queue, qerr)
 	}
@@ -429,6 +433,7 @@ func messages(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 	if err != nil {
 		return nil, opErr(op, queue, err)
 	}
+	c.stamp(msgs)
 	return msgs, nil
 }
 

@@ -30,7 +30,7 @@ func (c *Client) SetVisibilityTimeoutBatch(ctx context.Context, queue string, id
 		return nil, err
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.set_vt($1::text, $2::bigint[], $3::integer)`, queue, ids, vts)
-	return messages(op, queue, rows, err)
+	return c.messages(op, queue, rows, err)
 }
 
 // SetVisibleAt makes the message visible at t (pgmq.set_vt with a
@@ -49,7 +49,7 @@ func (c *Client) SetVisibleAt(ctx context.Context, queue string, id int64, t tim
 		return Message{}, err
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.set_vt($1::text, $2::bigint, $3::timestamptz)`, queue, id, t)
-	msgs, err := messages(op, queue, rows, err)
+	msgs, err := c.messages(op, queue, rows, err)
 	if err != nil {
 		return Message{}, err
 	}
@@ -78,5 +78,5 @@ func (c *Client) SetVisibleAtBatch(ctx context.Context, queue string, ids []int6
 		return nil, err
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.set_vt($1::text, $2::bigint[], $3::timestamptz)`, queue, ids, t)
-	return messages(op, queue, rows, err)
+	return c.messages(op, queue, rows, err)
 }

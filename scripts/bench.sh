@@ -108,6 +108,20 @@ for v in sampled unsampled bare; do
     "$v" "$(median "BenchmarkProcess/$v" ns/op)" "$(median "BenchmarkProcess/$v" B/op)" "$(median "BenchmarkProcess/$v" allocs/op)"
 done
 
+# The pool acquire hook (otelmetrics.PoolTracer, db.client.connection.wait_time)
+# against an un-hooked acquire-and-release of an idle connection, blocks of
+# each interleaved in one benchmark; the floor is what pgx costs to call a
+# no-op acquire hook and what the SDK costs to record one histogram point.
+go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkPoolAcquire|BenchmarkSDKHistogramRecord)$' ./otelmetrics | tee -a "$raw"
+hk=$(median BenchmarkPoolAcquire hooked_ns/op)
+pl=$(median BenchmarkPoolAcquire plain_ns/op)
+r=$(median BenchmarkPoolAcquire hooked/plain)
+printf 'bar 13 pool acquire+release with PoolTracer %7s ns | baseline un-hooked %7s ns | hook cost %5.1f%% (<= 2%%) | %s\n' \
+  "$hk" "$pl" "$(awk -v r="$r" 'BEGIN { print 100 * (r - 1) }')" "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.02) }')")"
+printf '       floor: pgx calling a no-op acquire hook %7s ns (%+.1f%% of the un-hooked call); the SDK histogram Record alone %s ns (%.1f%%)\n' \
+  "$(median BenchmarkPoolAcquire noop_hook_ns/op)" "$(awk -v r="$(median BenchmarkPoolAcquire noop_hook/plain)" 'BEGIN { print 100 * (r - 1) }')" \
+  "$(median BenchmarkSDKHistogramRecord ns/op)" "$(awk -v s="$(median BenchmarkSDKHistogramRecord ns/op)" -v p="$pl" 'BEGIN { print 100 * s / p }')"
+
 # Queue depth at scale and in every statistics state (issue 9). Each
 # benchmark runs a PostgreSQL cluster of its own with default settings.
 echo

@@ -37,8 +37,10 @@ run . -race -count=1 "$@" ./...
 # and CPU on a small machine.
 run e2e -race -count=1 -p 1 -timeout 30m "$@" ./...
 
-# Short fuzz runs of the queue-name targets (the committed corpus in
-# pgmqclient/testdata/fuzz also runs with every `go test` above).
+# Short fuzz runs of the queue-name targets and of the extraction of trace
+# context from message headers (the committed corpora in
+# pgmqclient/testdata/fuzz and otelpgmq/testdata/fuzz also run with every
+# `go test` above).
 # PGMQOTEL_FUZZTIME lengthens them, e.g. PGMQOTEL_FUZZTIME=5000000x.
 # Both bounds are counts, not durations: a duration makes Go 1.26's fuzz
 # coordinator race its own deadline and, now and then, fail a target with
@@ -47,8 +49,8 @@ run e2e -race -count=1 -p 1 -timeout 30m "$@" ./...
 # here. Minimisation is bounded too: with its default of 60s per new
 # input, a 10s run spent most of its time minimising, not fuzzing.
 fuzztime="${PGMQOTEL_FUZZTIME:-70000x}"
-for target in FuzzValidateQueueName FuzzQuoteIdentifier; do
-	if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x ./pgmqclient; then
+for target in pgmqclient:FuzzValidateQueueName pgmqclient:FuzzQuoteIdentifier otelpgmq:FuzzMessageContext; do
+	if ! go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1000x "./${target%%:*}"; then
 		[ "$status" -eq 0 ] && status=1
 	fi
 done

@@ -219,7 +219,8 @@ func (o *orchestrator) shutdownStep(what string, step func(context.Context) erro
 // connection while they work, so by default the pool has room for every
 // processor, the producer and one more; a pool_max_conns in DATABASE_URL or
 // -max-conns overrides that (a smaller pool makes saturation visible in
-// pgxpool.acquire.waits).
+// pgxpool.acquire.waits and db.client.connection.wait_time, which the
+// PoolTracer set here feeds).
 func poolConfig(cfg Config) (*pgxpool.Config, error) {
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
@@ -232,6 +233,7 @@ func poolConfig(cfg Config) (*pgxpool.Config, error) {
 		pc.MaxConns = int32(cfg.Processors) + 2
 	}
 	pc.ConnConfig.RuntimeParams["application_name"] = "pgmqotel-orchestrator"
+	pc.ConnConfig.Tracer = otelmetrics.NewPoolTracer() // times each acquire; WithPool finds it
 	return pc, nil
 }
 

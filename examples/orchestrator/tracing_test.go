@@ -17,7 +17,8 @@ import (
 )
 
 // A message sent by the producer and handled by a processor is one trace:
-// send, then process as its child, then archive inside process. A failed
+// send, then process as its child (and linked to it), then archive inside
+// process. A failed
 // attempt is a process span with an error.
 func TestOneTracePerMessage(t *testing.T) {
 	db := pgmqtest.New(t)
@@ -63,12 +64,17 @@ func TestOneTracePerMessage(t *testing.T) {
 	if send.SpanKind() != trace.SpanKindProducer || proc.SpanKind() != trace.SpanKindConsumer {
 		t.Errorf("kinds: send %v, process %v", send.SpanKind(), proc.SpanKind())
 	}
+	// WithProcessParent: the process span also links to its parent, the
+	// creation context, as the conventions ask.
+	if l := proc.Links(); len(l) == 0 || l[0].SpanContext.SpanID() != send.SpanContext().SpanID() {
+		t.Errorf("process links %v, want the send span", l)
+	}
 	var names []string
 	for _, s := range rec.Ended() {
 		names = append(names, strings.Fields(s.Name())[0])
 	}
 	slices.Sort(names)
-	if names = slices.Compact(names); !slices.Contains(names, "receive") {
-		t.Errorf("span names %v, want receive spans too", names)
+	if names = slices.Compact(names); !slices.Contains(names, "read") {
+		t.Errorf("span names %v, want read spans too", names)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
 )
 
 // ScopeName is the instrumentation scope of the fake instruments; it shows
@@ -31,11 +33,11 @@ type Replica struct {
 	InstanceID string           // service.instance.id (service.name comes from OTEL_SERVICE_NAME)
 	Processors map[string]int64 // orchestration.processor.kind -> active processors
 
-	Pool           string // db.client.connection.pool.name
-	Used, Idle     int64  // db.client.connection.count by state
-	Max, IdleMin   int64  // db.client.connection.max, db.client.connection.idle.min
-	AcquireWaits   int64  // pgxpool.acquire.waits
-	AcquireWaitSec float64
+	Pool         string    // db.client.connection.pool.name
+	Used, Idle   int64     // db.client.connection.count by state
+	Max, IdleMin int64     // db.client.connection.max, db.client.connection.idle.min
+	AcquireWaits int64     // pgxpool.acquire.waits
+	AcquireTimes []float64 // db.client.connection.wait_time: each acquire's time in seconds, recorded at Start
 
 	Queue            string // messaging.destination.name
 	Visible          int64  // pgmq.queue.depth, state visible
@@ -108,14 +110,18 @@ func register(m metric.Meter, r Replica) error {
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) { o.Observe(r.Max, pool) }))))
 	add(m.Int64ObservableUpDownCounter("db.client.connection.idle.min", metric.WithUnit("{connection}"),
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) { o.Observe(r.IdleMin, pool) }))))
-	add(m.Float64ObservableGauge("db.client.connection.utilization", metric.WithUnit("1"),
+	add(m.Float64ObservableGauge("pgxpool.connection.utilization", metric.WithUnit("1"),
 		metric.WithFloat64Callback(float64s(func(o metric.Float64Observer) {
 			o.Observe(float64(r.Used)/float64(r.Max), pool)
 		}))))
 	add(m.Int64ObservableCounter("pgxpool.acquire.waits", metric.WithUnit("{acquire}"),
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) { o.Observe(r.AcquireWaits, pool) }))))
-	add(m.Float64ObservableCounter("pgxpool.acquire.wait_time", metric.WithUnit("s"),
-		metric.WithFloat64Callback(float64s(func(o metric.Float64Observer) { o.Observe(r.AcquireWaitSec, pool) }))))
+	wait, err := m.Float64Histogram("db.client.connection.wait_time", metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(otelmetrics.ConnectionWaitBuckets...))
+	add(nil, err)
+	for _, v := range r.AcquireTimes {
+		wait.Record(context.Background(), v, pool)
+	}
 	add(m.Int64ObservableGauge("pgmq.queue.depth", metric.WithUnit("{message}"),
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) {
 			o.Observe(r.Visible, state("visible"))

@@ -24,14 +24,16 @@ var (
 	replicaA = fakeapp.Replica{
 		InstanceID: "replica-a",
 		Processors: map[string]int64{"worker": 3, "scheduler": 1},
-		Pool:       "main", Used: 4, Idle: 6, Max: 10, IdleMin: 2, AcquireWaits: 7, AcquireWaitSec: 1.5,
+		Pool:       "main", Used: 4, Idle: 6, Max: 10, IdleMin: 2, AcquireWaits: 7,
 		Queue: "jobs", Visible: 12, Invisible: 3, OldestAgeSeconds: 42.5, Sent: 100,
 		SamplerErrors: map[string]int64{"timeout": 2},
+		// Two acquires found an idle connection, one waited.
+		AcquireTimes: []float64{0.000002, 0.000003, 0.2},
 	}
 	replicaB = fakeapp.Replica{
 		InstanceID: "replica-b",
 		Processors: map[string]int64{"worker": 2},
-		Pool:       "main", Used: 9, Idle: 1, Max: 10, IdleMin: 2, AcquireWaits: 30, AcquireWaitSec: 12.25,
+		Pool:       "main", Used: 9, Idle: 1, Max: 10, IdleMin: 2, AcquireWaits: 30,
 		Queue: "jobs", Visible: 11, Invisible: 5, OldestAgeSeconds: 40, Sent: 99,
 	}
 )
@@ -70,14 +72,16 @@ func TestPipeline(t *testing.T) {
 			"db_client_connection_count",
 			"db_client_connection_idle_min",
 			"db_client_connection_max",
-			"db_client_connection_utilization_ratio",
+			"db_client_connection_wait_time_seconds_bucket",
+			"db_client_connection_wait_time_seconds_count",
+			"db_client_connection_wait_time_seconds_sum",
 			"orchestration_processor_active",
 			"pgmq_queue_depth",
 			"pgmq_queue_oldest_message_age_seconds",
 			"pgmq_queue_sent_messages_total",
 			"pgmq_sampler_errors_total",
-			"pgxpool_acquire_wait_time_seconds_total",
 			"pgxpool_acquire_waits_total",
+			"pgxpool_connection_utilization_ratio",
 			"target_info",
 		}
 		// The rules' own output keeps job="orchestrator" too: the recording
@@ -137,9 +141,11 @@ func TestPipeline(t *testing.T) {
 			{"db_client_connection_count", with(append(pool, "db_client_connection_state", "idle")...), 6},
 			{"db_client_connection_max", with(pool...), 10},
 			{"db_client_connection_idle_min", with(pool...), 2},
-			{"db_client_connection_utilization_ratio", with(pool...), 0.4},
+			{"pgxpool_connection_utilization_ratio", with(pool...), 0.4},
 			{"pgxpool_acquire_waits_total", with(pool...), 7},
-			{"pgxpool_acquire_wait_time_seconds_total", with(pool...), 1.5},
+			{"db_client_connection_wait_time_seconds_count", with(pool...), 3},
+			{"db_client_connection_wait_time_seconds_bucket", with(append(pool, "le", "1e-05")...), 2},
+			{"db_client_connection_wait_time_seconds_bucket", with(append(pool, "le", "0.5")...), 3},
 			{"pgmq_queue_depth", with(append(queue, "pgmq_message_state", "visible")...), 12},
 			{"pgmq_queue_depth", with(append(queue, "pgmq_message_state", "invisible")...), 3},
 			{"pgmq_queue_oldest_message_age_seconds", with(queue...), 42.5},
@@ -165,7 +171,7 @@ func TestPipeline(t *testing.T) {
 
 	t.Run("replicas", func(t *testing.T) {
 		// Replicas stay apart: one utilization series each.
-		got := s.QueryInstant(t, `db_client_connection_utilization_ratio{db_client_connection_pool_name="main"}`)
+		got := s.QueryInstant(t, `pgxpool_connection_utilization_ratio{db_client_connection_pool_name="main"}`)
 		byReplica := map[string]float64{}
 		for _, x := range got {
 			byReplica[x.Labels["service_instance_id"]] = x.Value
@@ -227,7 +233,7 @@ func TestPipeline(t *testing.T) {
 			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQMessageWaitTooLong", "PGMQNoQueueSampler",
 			"PGMQOldestMessageTooOld", "PGMQProcessingFailureRatioHigh", "PGMQQueueDepthGrowing", "PGMQSamplerErrors",
 			"PGMQTelemetryAbsent",
-			"PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh", "pgmq:queue_depth:max",
+			"PGXPoolAcquireSlow", "PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh", "pgmq:queue_depth:max",
 		}
 		if !slices.Equal(names, want) {
 			t.Errorf("rules %v, want %v", names, want)
