@@ -366,3 +366,70 @@ func (f *sdkFloor) TraceSendEnd(ctx context.Context, _ *pgmqclient.Client, d pgm
 	}
 	s.span.End(trace.WithTimestamp(end))
 }
+
+// BenchmarkSendOwnShare measures this module's own share of a traced Send:
+// it rotates three calls on one pool, a plain Send, a plain Send carrying
+// by hand (WithHeaders) the same header the Tracer writes, and a traced
+// Send, and reports each (plain_ns/op, header_ns/op, traced_ns/op) and the
+// median over iterations of (traced - header) / plain in percent
+// (over_header_%): the tracing's cost beyond what PostgreSQL pays to store
+// the header. scripts/bench.sh takes the SDK's own calls
+// (BenchmarkSendHooksInSitu/*/sdk_floor, same run) off it: what remains is
+// the module's share.
+func BenchmarkSendOwnShare(b *testing.B) {
+	for _, s := range samplings[:2] {
+		b.Run(s.name, func(b *testing.B) {
+			tr, _ := benchTracer(b, s.sampled, false)
+			db := pgmqtest.New(b)
+			ctx := b.Context()
+			pool := benchPool(b, db)
+			plain, traced := pgmqclient.New(pool), pgmqclient.New(pool, pgmqclient.WithTracer(tr))
+			for _, q := range []string{"plain", "header", "traced"} {
+				if err := plain.CreateQueue(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			payload := json.RawMessage(`{"order_id":42}`)
+			if _, err := traced.Send(ctx, "traced", payload); err != nil {
+				b.Fatal(err)
+			}
+			var header json.RawMessage
+			if err := pool.QueryRow(ctx, `SELECT headers::text FROM pgmq.q_traced LIMIT 1`).Scan(&header); err != nil || len(header) == 0 {
+				b.Fatalf("the traced send's header: %q %v", header, err)
+			}
+			calls := []func(){
+				func() { mustSend(b, plain, "plain", payload) },
+				func() { mustSend(b, plain, "header", payload, pgmqclient.WithHeaders(header)) },
+				func() { mustSend(b, traced, "traced", payload) },
+			}
+			var total [3]time.Duration
+			var over []float64
+			for i := 0; b.Loop(); i++ {
+				var d [3]time.Duration
+				for k := range 3 {
+					j := (i + k) % 3 // each call in each position in turn
+					t0 := time.Now()
+					calls[j]()
+					d[j] = time.Since(t0)
+				}
+				for j := range d {
+					total[j] += d[j]
+				}
+				over = append(over, 100*float64(d[2]-d[1])/float64(d[0]))
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(total[0].Nanoseconds())/n, "plain_ns/op")
+			b.ReportMetric(float64(total[1].Nanoseconds())/n, "header_ns/op")
+			b.ReportMetric(float64(total[2].Nanoseconds())/n, "traced_ns/op")
+			slices.Sort(over)
+			b.ReportMetric(over[len(over)/2], "over_header_%")
+			b.ReportMetric(100*float64(total[2]-total[1])/float64(total[0]), "over_header_totals_%")
+		})
+	}
+}
+
+func mustSend(b *testing.B, c *pgmqclient.Client, q string, payload json.RawMessage, opts ...pgmqclient.SendOption) {
+	if _, err := c.Send(b.Context(), q, payload, opts...); err != nil {
+		b.Fatal(err)
+	}
+}

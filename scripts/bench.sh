@@ -75,7 +75,7 @@ printf 'wake-up after send, Waiter on insert notifications %6.2f ms (p95 %s) | b
 # Tracing (otelpgmq): instrumented Send and Read against the plain call in
 # the same run (interleaved, so both see the same load), and the process
 # helper's own cost.
-go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess|BenchmarkSendHooksInSitu)$' \
+go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkInstrumentedSend|BenchmarkInstrumentedRead|BenchmarkProcess|BenchmarkSendHooksInSitu|BenchmarkSendOwnShare)$' \
   ./otelpgmq | tee -a "$raw"
 for op in Send Read; do
   for v in sampled unsampled; do
@@ -102,6 +102,15 @@ for v in sampled unsampled; do
   printf 'bar 6 the same telemetry by the SDK calls alone (sdkFloor)  %-9s inside the send loop %6s ns/op, %5.2f%% of the plain Send (recorded, no target)\n' \
     "$v" "$(awk -v s="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" start_ns/op)" -v e="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" end_ns/op)" 'BEGIN { print s + e }')" \
     "$(awk -v r="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" hooks/plain)" 'BEGIN { print 100 * r }')"
+done
+# Send's own share: its cost over the same Send carrying the Tracer's
+# header by hand, less what the SDK's own calls cost in the same place
+# (the floor above), in points of the plain Send.
+for v in sampled unsampled; do
+  o=$(median "BenchmarkSendOwnShare/$v" over_header_%)
+  f=$(awk -v r="$(median "BenchmarkSendHooksInSitu/$v/sdk_floor" hooks/plain)" 'BEGIN { print 100 * r }')
+  printf 'bar 6 Send own share %-9s %5.2f points | over the Send with the same header by hand %5.2f%%, less the SDK floor %5.2f%% (same run) | (<= 1.0 point) | %s\n' \
+    "$v" "$(awk -v o="$o" -v f="$f" 'BEGIN { print o - f }')" "$o" "$f" "$(verdict "$(awk -v o="$o" -v f="$f" 'BEGIN { print (o - f <= 1.0) }')")"
 done
 for v in sampled unsampled bare; do
   printf 'bar 7 process helper (span, processor count, metrics) %-9s %9s ns/op %6s B/op %4s allocs/op (recorded, no target)\n' \
