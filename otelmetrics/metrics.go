@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -70,15 +71,12 @@ func New(opts ...Option) (*Metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
-	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
-		cfg.exportHealth = p.ExportHealthy
-	}
 	// The leader renews at each sample, and samples come at most every
 	// minimum interval: the lease must outlast that.
 	floor := cfg.minSampleInterval + cfg.sampleTimeout
 	switch {
 	case cfg.electionTTL == 0:
-		cfg.electionTTL = max(defaultElectionTTL(mp, cfg.sampleTimeout), 2*floor)
+		cfg.electionTTL = max(defaultElectionTTL(cfg.collectionInterval, cfg.sampleTimeout), 2*floor)
 	case cfg.queuePool != nil && cfg.election && cfg.electionTTL <= floor:
 		return nil, fmt.Errorf("otelmetrics: %w: election TTL %v must exceed the minimum sample interval plus the sample timeout (%v)",
 			ErrInvalidElectionTTL, cfg.electionTTL, floor)
@@ -110,6 +108,17 @@ func New(opts ...Option) (*Metrics, error) {
 		m.registration = append(m.registration, reg)
 	}
 	return m, nil
+}
+
+// defaultElectionTTL is three collection intervals plus the sample
+// timeout: the leader renews at every collection, so two may be late or
+// fail before the lease lapses. Without a known interval it is
+// DefaultElectionTTL.
+func defaultElectionTTL(interval, sampleTimeout time.Duration) time.Duration {
+	if interval > 0 {
+		return 3*interval + sampleTimeout
+	}
+	return DefaultElectionTTL
 }
 
 // registerLocal registers one callback for the in-memory instruments:

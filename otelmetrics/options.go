@@ -15,8 +15,8 @@ const (
 	// samples; collections in between (several readers, health checks)
 	// reuse the last sample.
 	DefaultMinSampleInterval = time.Second
-	// DefaultElectionTTL is the election lease's lifetime when the export
-	// interval is unknown (a MeterProvider not made by NewMeterProvider).
+	// DefaultElectionTTL is the election lease's lifetime when the
+	// collection interval is unknown (see WithCollectionInterval).
 	DefaultElectionTTL = 30 * time.Second
 )
 
@@ -44,14 +44,17 @@ type config struct {
 	exactThreshold    int64
 	includeQueues     []string
 	excludeQueues     []string
-	providerLimit     int // declared cardinality limit of a user-supplied provider; 0 unknown
+	providerLimit     int // declared cardinality limit of the MeterProvider; 0 unknown
 	election          bool
 	electionKey       int64
 	electionKeySet    bool
 	electionTTL       time.Duration // 0: derived (see defaultElectionTTL)
-	exportHealth      func() bool   // nil: the Provider's, if any
+	exportHealth      func() bool   // nil: always healthy
 	samplerConfig     *pgxpool.Config
 	now               func() time.Time
+	// collectionInterval is the MeterProvider's declared time between
+	// collections; 0 unknown.
+	collectionInterval time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -171,10 +174,10 @@ func WithSamplerElection(enabled bool) Option {
 // time between two collections plus the sample timeout, or leadership
 // lapses between collections; New refuses (ErrInvalidElectionTTL) one not
 // above the minimum sample interval plus the sample timeout. The default
-// is three export intervals plus the sample timeout when the MeterProvider
-// comes from NewMeterProvider, else DefaultElectionTTL, and at least twice
-// the minimum sample interval plus the sample timeout. Non-positive values
-// are ignored.
+// is three collection intervals plus the sample timeout when the interval
+// is declared (WithCollectionInterval, among otelsetup's MetricsOptions),
+// else DefaultElectionTTL, and at least twice the minimum sample interval
+// plus the sample timeout. Non-positive values are ignored.
 func WithElectionTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {
@@ -188,9 +191,9 @@ func WithElectionTTL(d time.Duration) Option {
 // false marks its lease unhealthy, and a replica for which it is true takes
 // the lease over at its next collection, so the queue metrics move to a
 // replica that can export them; a replica for which it is false never takes
-// a healthy leader's lease, but leads when no replica can export. By default it is the Provider's ExportHealthy when the
-// MeterProvider comes from NewMeterProvider, else always true. Nil is
-// ignored.
+// a healthy leader's lease, but leads when no replica can export. By
+// default it is always true; otelsetup's MetricsOptions gives its
+// MeterProvider's ExportHealthy. Nil is ignored.
 func WithExportHealth(healthy func() bool) Option {
 	return optionFunc(func(c *config) {
 		if healthy != nil {
@@ -233,17 +236,31 @@ func WithQueueExclude(patterns ...string) Option {
 	return optionFunc(func(c *config) { c.excludeQueues = append(c.excludeQueues, patterns...) })
 }
 
-// WithProviderCardinalityLimit declares the cardinality limit (points per
-// instrument and collection) of a MeterProvider given with
-// WithMeterProvider, which this module cannot read. New warns once through
-// otel.Handle when the sampled queues would pass it. Without it a provider
-// of this package's NewMeterProvider is known, and any other is assumed to
-// have the SDK's default of 2,000. Non-positive values mean no limit.
-func WithProviderCardinalityLimit(n int) Option {
+// WithDeclaredCardinalityLimit declares the cardinality limit (points per
+// instrument and collection) of the MeterProvider the instruments are
+// created on, which this module cannot read, whether given with
+// WithMeterProvider or the global one. New warns once through otel.Handle
+// when the sampled queues would pass it. Undeclared, the SDK's default of
+// 2,000 is assumed. otelsetup's MetricsOptions declares its provider's.
+// Non-positive values mean no limit.
+func WithDeclaredCardinalityLimit(n int) Option {
 	return optionFunc(func(c *config) {
 		if n <= 0 {
 			n = -1
 		}
 		c.providerLimit = n
+	})
+}
+
+// WithCollectionInterval declares the time between two collections of
+// the MeterProvider's readers (the export interval of a periodic reader),
+// from which the election's TTL is derived (see WithElectionTTL).
+// otelsetup's MetricsOptions declares its provider's. Non-positive values
+// are ignored.
+func WithCollectionInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.collectionInterval = d
+		}
 	})
 }

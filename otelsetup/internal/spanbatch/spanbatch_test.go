@@ -12,7 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/pgmqotel/pgmqotel/internal/spanbatch"
+	"github.com/pgmqotel/pgmqotel/otelsetup/internal/spanbatch"
 )
 
 // recorder is an exporter that keeps each export's size and can be made

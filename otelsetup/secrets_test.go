@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -15,10 +15,12 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
@@ -111,23 +113,19 @@ func recordCollection(t *testing.T, o *outputs, r sdkmetric.Reader) {
 	for _, kv := range rm.Resource.Attributes() {
 		o.add("resource", string(kv.Key)+"="+kv.Value.String())
 	}
-	c := collected{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			c[m.Name] = m
-		}
-	}
-	for name := range c {
-		for _, p := range c.points(name) {
-			for _, kv := range p.attrs.ToSlice() {
-				o.add("attributes", name+" "+string(kv.Key)+"="+kv.Value.String())
+			for _, set := range pointAttributes(m.Data) {
+				for _, kv := range set.ToSlice() {
+					o.add("attributes", m.Name+" "+string(kv.Key)+"="+kv.Value.String())
+				}
 			}
 		}
 	}
 	o.add("collection", fmt.Sprintf("%+v", rm)) // whatever else it holds
 }
 
-func recordSnapshot(t *testing.T, o *outputs, m *Metrics) {
+func recordSnapshot(t *testing.T, o *outputs, m *otelmetrics.Metrics) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
@@ -179,10 +177,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	u.Host = proxy.Addr()
 	u.User = url.UserPassword(u.User.Username(), secrets["DSN password"])
 	livePool := newSecretPool(t, u.String())
-	deadPool := newSecretPool(t, "postgres://postgres:"+secrets["DSN password"]+"@"+closedPort(t)+"/nowhere?connect_timeout=1")
+	deadPool := newSecretPool(t, "postgres://postgres:"+secrets["DSN password"]+"@"+deadAddr(t)+"/nowhere?connect_timeout=1")
 
 	// A collector that is not there, and one that accepts and never answers.
-	silent, err := faultproxy.Listen(closedPort(t))
+	silent, err := faultproxy.Listen(deadAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +188,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := silent.Blackhole(); err != nil {
 		t.Fatal(err)
 	}
-	collectors := map[string]string{"nothing listening": closedPort(t), "never answers": silent.Addr()}
+	collectors := map[string]string{"nothing listening": deadAddr(t), "never answers": silent.Addr()}
 
 	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTPProtobuf} {
 		for name, addr := range collectors {
@@ -200,13 +198,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 				exportErrors := o.count("otel.Handle", "metrics")
 				reader := sdkmetric.NewManualReader()
 				p := newProvider(t, WithReader(reader))
-				live, err := New(WithMeterProvider(p), WithPool("", livePool), WithQueueSampling(livePool),
-					WithSampleTimeout(faultTimeout), WithMinSampleInterval(0))
+				live, err := otelmetrics.New(append(p.MetricsOptions(), otelmetrics.WithPool("", livePool),
+					otelmetrics.WithQueueSampling(livePool), otelmetrics.WithSampleTimeout(faultTimeout),
+					otelmetrics.WithMinSampleInterval(0))...)
 				if err != nil {
 					t.Fatal(err)
 				}
-				dead, err := New(WithMeterProvider(p), WithPool("", deadPool), WithQueueSampling(deadPool, "secret_q"),
-					WithSampleTimeout(faultTimeout), WithMinSampleInterval(0), WithSamplerElection(false))
+				dead, err := otelmetrics.New(append(p.MetricsOptions(), otelmetrics.WithPool("", deadPool),
+					otelmetrics.WithQueueSampling(deadPool, "secret_q"), otelmetrics.WithSampleTimeout(faultTimeout),
+					otelmetrics.WithMinSampleInterval(0), otelmetrics.WithSamplerElection(false))...)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -236,7 +236,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 				}
 				r1.Finish()
 				r2.Finish()
-				for _, m := range []*Metrics{live, dead} {
+				for _, m := range []*otelmetrics.Metrics{live, dead} {
 					if err := m.Close(); err != nil {
 						o.add("Close error", err.Error())
 					}
@@ -250,7 +250,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	o.add("gRPC log", grpcLog.String())
-	o.add("pool names", PoolName(livePool)+" "+PoolName(deadPool))
+	o.add("pool names", otelmetrics.PoolName(livePool)+" "+otelmetrics.PoolName(deadPool))
 
 	// The outputs hold the failures, so the check is not vacuous.
 	for where, substr := range map[string]string{
@@ -263,6 +263,37 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	o.check(t)
+}
+
+// faultTimeout bounds a sample against a database that fails.
+const faultTimeout = 500 * time.Millisecond
+
+// pointAttributes returns the attribute sets of a metric's data points.
+func pointAttributes(data metricdata.Aggregation) []attribute.Set {
+	var out []attribute.Set
+	switch d := data.(type) {
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Gauge[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Sum[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Histogram[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	}
+	return out
 }
 
 func newSecretPool(t *testing.T, dsn string) *pgxpool.Pool {

@@ -1,0 +1,72 @@
+package apideps
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// setupSide are the module's packages that may use the SDK: the
+// application side, the examples and the test tools.
+var setupSide = []string{
+	"github.com/pgmqotel/pgmqotel/otelsetup",
+	"github.com/pgmqotel/pgmqotel/examples/",
+	"github.com/pgmqotel/pgmqotel/internal/testkit/",
+	"github.com/pgmqotel/pgmqotel/scripts/",
+}
+
+// Every package of the module but the setup side is instrumentation, and
+// depends on the OpenTelemetry API only: a package added later is held to
+// it without a word here.
+func TestInstrumentationIsAPIOnly(t *testing.T) {
+	out, err := exec.Command("go", "list", "github.com/pgmqotel/pgmqotel/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var checked []string
+	for path := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		setup := false
+		for _, s := range setupSide {
+			setup = setup || path == strings.TrimSuffix(s, "/") || strings.HasPrefix(path, s)
+		}
+		if !setup {
+			checked = append(checked, path)
+		}
+	}
+	for _, want := range []string{"otelmetrics", "otelpgmq", "pgmqclient"} {
+		found := false
+		for _, c := range checked {
+			found = found || c == "github.com/pgmqotel/pgmqotel/"+want
+		}
+		if !found {
+			t.Fatalf("%s is not among the packages checked: %v", want, checked)
+		}
+	}
+	for _, path := range checked {
+		Check(t, path)
+		t.Logf("%s: %d non-standard packages", path, NonStandard(t, path))
+	}
+}
+
+// The check fails on a package that reaches the SDK, naming the import
+// that crosses the line: examples/minimal imports otelsetup.
+func TestCheckCatchesSDK(t *testing.T) {
+	var rec recorder
+	Check(&rec, "github.com/pgmqotel/pgmqotel/examples/minimal")
+	want := "github.com/pgmqotel/pgmqotel/examples/minimal imports github.com/pgmqotel/pgmqotel/otelsetup,"
+	if len(rec.errs) != 1 || !strings.HasPrefix(rec.errs[0], want) {
+		t.Fatalf("errors %q, want one starting %q", rec.errs, want)
+	}
+}
+
+// recorder is a testing.TB that keeps its errors instead of failing.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
