@@ -46,6 +46,8 @@ type otlpTarget struct {
 	// caVar, certVar and keyVar are the TLS variables in effect, or the
 	// general ones when none is set.
 	caVar, certVar, keyVar string
+	tls                    bool // the endpoint asks for TLS
+	clientCert             bool // a client certificate is set
 	inCode                 bool // exporter options given in code may override all of it
 	reporter               failureReporter
 }
@@ -72,6 +74,13 @@ func newOTLPTarget(signal, protocol string, inCode bool) *otlpTarget {
 	t.caVar = effectiveVar(signal, "CERTIFICATE")
 	t.certVar = effectiveVar(signal, "CLIENT_CERTIFICATE")
 	t.keyVar = effectiveVar(signal, "CLIENT_KEY")
+	_, t.clientCert = lookup(t.certVar)
+	// The SDK's rule: TLS unless the endpoint says http:// or INSECURE
+	// says true (read after the endpoint).
+	t.tls = !strings.HasPrefix(t.endpoint, "http://")
+	if v, ok := lookup(effectiveVar(signal, "INSECURE")); ok {
+		t.tls = !strings.EqualFold(strings.TrimSpace(v), "true")
+	}
 	return t
 }
 
@@ -112,16 +121,14 @@ var failureKinds = []struct {
 	{"certificate expired", []string{"certificate has expired or is not yet valid"},
 		"the Collector's certificate has expired or is not yet valid",
 		func(t *otlpTarget) []string { return []string{t.caVar} }},
-	{"client certificate refused", []string{"tls: certificate required", "tls: bad certificate", "tls: unknown certificate authority",
+	{"client certificate", []string{"tls: certificate required", "tls: bad certificate", "tls: unknown certificate authority",
 		"tls: unknown certificate", "tls: certificate unknown", "tls: expired certificate"},
 		"the Collector wants a client certificate it trusts, and did not get one",
 		func(t *otlpTarget) []string { return []string{t.certVar, t.keyVar} }},
 	{"not TLS", []string{"first record does not look like a TLS handshake", "server gave HTTP response to HTTPS client"},
 		"the endpoint asks for TLS (https://) but the Collector speaks plain text there",
 		func(t *otlpTarget) []string { return []string{t.endpointVar, otlpVar("", "INSECURE")} }},
-	{"expects TLS", []string{"error reading server preface", "connection closed before server preface received", "malformed HTTP response"},
-		"the Collector closed the connection: it may expect TLS (an https:// endpoint) or another protocol",
-		func(t *otlpTarget) []string { return []string{t.endpointVar, envProtocol} }},
+	{"closed", closedWords, "", nil}, // see closed
 	{"refused", []string{"connection refused"},
 		"nothing listens at the endpoint",
 		func(t *otlpTarget) []string { return []string{t.endpointVar} }},
@@ -131,6 +138,29 @@ var failureKinds = []struct {
 	{"timeout", []string{"deadline exceeded", "export timeout", "Client.Timeout"},
 		"no answer within the export timeout",
 		func(t *otlpTarget) []string { return []string{t.endpointVar, otlpVar("", "TIMEOUT")} }},
+}
+
+// closedWords are the Collector closing the connection during or right
+// after the handshake. Over TLS 1.3 a Collector that refuses the client's
+// certificate (or its absence) says so in an alert after the client has
+// finished its handshake, and the client reads either the alert or, when
+// its first write comes first, a closed connection: the same failure.
+var closedWords = []string{"broken pipe", "connection reset by peer", "http2: client conn could not be established",
+	"error reading server preface", "connection closed before server preface received", "malformed HTTP response"}
+
+// closed explains a connection closed by the Collector: over TLS most
+// likely the client certificate (the same failure as its alert, see
+// closedWords); in plain text, a Collector that expects TLS.
+func (t *otlpTarget) closed() (kind, problem string, vars []string) {
+	if t.tls {
+		problem := "the Collector closed the connection right after the TLS handshake: it may require a client certificate, and none is set"
+		if t.clientCert {
+			problem = "the Collector closed the connection right after the TLS handshake: it may not accept this client certificate"
+		}
+		return "client certificate", problem, []string{t.certVar, t.keyVar}
+	}
+	return "expects TLS", "the Collector closed the connection: it may expect TLS (an https:// endpoint) or another protocol",
+		[]string{t.endpointVar, envProtocol}
 }
 
 // explain makes an *ExportError of an exporter's error.
@@ -143,10 +173,15 @@ func (t *otlpTarget) explain(err error) *ExportError {
 		Problem: "the export failed", Vars: []string{t.endpointVar}}
 	msg := err.Error()
 	for _, k := range failureKinds {
-		if containsAny(msg, k.words) {
-			e.kind, e.Problem, e.Vars = k.kind, k.problem, k.vars(t)
-			break
+		if !containsAny(msg, k.words) {
+			continue
 		}
+		if k.vars == nil {
+			e.kind, e.Problem, e.Vars = t.closed()
+		} else {
+			e.kind, e.Problem, e.Vars = k.kind, k.problem, k.vars(t)
+		}
+		break
 	}
 	if t.inCode {
 		e.Vars = append(e.Vars, "the exporter options given in code")

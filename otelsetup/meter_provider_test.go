@@ -188,6 +188,11 @@ func cleanEnv(t *testing.T) {
 	} {
 		t.Setenv(k, "")
 	}
+	for _, s := range []string{"", "METRICS_", "TRACES_"} {
+		for _, v := range []string{"CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"} {
+			t.Setenv("OTEL_EXPORTER_OTLP_"+s+v, "")
+		}
+	}
 }
 
 func newProvider(t *testing.T, opts ...MeterProviderOption) *MeterProvider {

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/testcerts"
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
@@ -136,9 +137,11 @@ func recordSnapshot(t *testing.T, o *outputs, m *otelmetrics.Metrics) {
 	o.add("snapshot", string(b))
 }
 
-// A DSN password and the values of OTEL_EXPORTER_OTLP_HEADERS never appear
-// in attributes, logs, handled errors, returned errors or snapshots, while
-// the database and the collector fail in every way the fault tests know.
+// A DSN password, the values of OTEL_EXPORTER_OTLP_HEADERS and the content
+// of a TLS client key never appear in attributes, logs, handled errors,
+// returned errors or snapshots, while the database and the collector fail
+// in every way the fault tests know, and the key is refused or does not
+// match its certificate.
 func TestSecretsNeverLeak(t *testing.T) {
 	cleanEnv(t)
 	o := watchOutputs(t)
@@ -249,20 +252,87 @@ func TestSecretsNeverLeak(t *testing.T) {
 			})
 		}
 	}
+	tlsKeyPaths(t, o)
 	o.add("gRPC log", grpcLog.String())
 	o.add("pool names", otelmetrics.PoolName(livePool)+" "+otelmetrics.PoolName(deadPool))
 
 	// The outputs hold the failures, so the check is not vacuous.
 	for where, substr := range map[string]string{
-		"otel.Handle":      "failed to connect", // the dead database
-		"snapshot":         "connect",           // its error, as served
-		"ForceFlush error": "",
+		"otel.Handle":               "failed to connect",             // the dead database
+		"snapshot":                  "connect",                       // its error, as served
+		"ForceFlush error":          "",                              //
+		"NewMeterProvider error":    "OTEL_EXPORTER_OTLP_CLIENT_KEY", // a key that does not match
+		"NewTracerProvider error":   "OTEL_EXPORTER_OTLP_CLIENT_KEY", //
+		"TLS ForceFlush error":      "client certificate",            // a key the Collector refuses
+		"TLS otel.Handle (refused)": "client certificate",            //
 	} {
 		if o.count(where, substr) == 0 {
 			t.Errorf("no %s output mentions %q", where, substr)
 		}
 	}
 	o.check(t)
+}
+
+// tlsKeyPaths adds the outputs of the TLS key paths: a client key that
+// does not match its certificate, and a client certificate and key that
+// the Collector refuses, for both providers. A line of the key file's
+// content becomes a secret that no output may hold.
+func tlsKeyPaths(t *testing.T, o *outputs) {
+	t.Helper()
+	ca, other := testcerts.NewCA(t, "secrets"), testcerts.NewCA(t, "other")
+	client, mismatched := ca.Client(t, "app"), other.Client(t, "app")
+	key, err := os.ReadFile(client.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets["client key content"] = strings.Split(string(key), "\n")[1]
+	t.Cleanup(func() { delete(secrets, "client key content") })
+
+	cleanEnv(t)
+	clearTraceEnv(t)
+	// The Collector trusts only client certificates of the other CA.
+	sink := startTLSSink(t, ca.Server(t, "collector"), other)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://"+sink.addr)
+	t.Setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.CertFile)
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", mismatched.CertFile)
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", client.KeyFile)
+	if _, err := NewMeterProvider(context.Background()); err != nil {
+		o.add("NewMeterProvider error", err.Error())
+	}
+	if _, err := NewTracerProvider(context.Background()); err != nil {
+		o.add("NewTracerProvider error", err.Error())
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", client.CertFile)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	reported := o.count("otel.Handle", "client certificate")
+	p := newProvider(t, WithMetricExportInterval(20*time.Millisecond))
+	tp, err := NewTracerProvider(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addOne(t, p, "secrets.tls.count", 1)
+	_, span := tp.Tracer("secrets").Start(context.Background(), "refused")
+	span.End()
+	eventually(t, hangGuard, "the refused exports of both signals", func() bool {
+		return o.count("otel.Handle", "client certificate") >= reported+2
+	})
+	o.add("TLS otel.Handle (refused)", strings.Join(o.texts["otel.Handle"], "\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil {
+		o.add("TLS ForceFlush error", err.Error())
+	}
+	_, span = tp.Tracer("secrets").Start(context.Background(), "refused")
+	span.End()
+	for what, shut := range map[string]func(context.Context) error{"meter": p.Shutdown, "tracer": tp.Shutdown} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if err := shut(ctx); err != nil {
+			o.add("TLS Shutdown error ("+what+")", err.Error())
+		}
+		cancel()
+	}
 }
 
 // faultTimeout bounds a sample against a database that fails.

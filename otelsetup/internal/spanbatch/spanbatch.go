@@ -274,6 +274,15 @@ func (e *DropError) Error() string {
 	return fmt.Sprintf("spanbatch: dropped %d spans: %s", e.Dropped, e.Reason)
 }
 
+// String describes the processor by its settings. Loggers that print
+// values by reflection (the SDK logs its TracerProvider's processors) use
+// it instead of reading the processor's fields while its goroutine
+// changes them.
+func (p *Processor) String() string {
+	return fmt.Sprintf("spanbatch.Processor{ScheduleDelay: %v, ExportTimeout: %v, MaxQueueSize: %d, MaxExportBatchSize: %d}",
+		p.cfg.ScheduleDelay, p.cfg.ExportTimeout, p.cfg.MaxQueueSize, p.cfg.MaxExportBatchSize)
+}
+
 // Queued returns how many spans wait for export.
 func (p *Processor) Queued() int {
 	p.mu.Lock()
