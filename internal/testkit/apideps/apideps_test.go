@@ -2,7 +2,10 @@ package apideps
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -69,4 +72,37 @@ type recorder struct {
 func (r *recorder) Helper() {}
 func (r *recorder) Errorf(format string, args ...any) {
 	r.errs = append(r.errs, strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+var (
+	depsTableRE = regexp.MustCompile("(?s)<!-- deps:start -->(.*)<!-- deps:end -->")
+	depsRowRE   = regexp.MustCompile("^\\|\\s*`([^`]+)`\\s*\\|\\s*([0-9]+)\\s*\\|")
+)
+
+// The README's table of dependency counts (between <!-- deps:start -->
+// and <!-- deps:end -->) gives the counts of the code as it is.
+func TestReadmeCountsMatch(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := depsTableRE.FindSubmatch(readme)
+	if table == nil {
+		t.Fatal("README.md has no <!-- deps:start --> ... <!-- deps:end --> table")
+	}
+	rows := 0
+	for _, line := range strings.Split(string(table[1]), "\n") {
+		m := depsRowRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		rows++
+		want, _ := strconv.Atoi(m[2])
+		if got := NonStandard(t, "github.com/pgmqotel/pgmqotel/"+m[1]); got != want {
+			t.Errorf("README.md says %s brings in %d non-standard packages; go list -deps says %d", m[1], want, got)
+		}
+	}
+	if rows == 0 {
+		t.Fatal("the README's dependency table has no rows")
+	}
 }
