@@ -122,8 +122,10 @@ func buildSnippet(t *testing.T, b snippet, bin string) (string, error) {
 	if !packageClause.MatchString(b.code) {
 		return "not a complete Go file: no package clause (and so no imports)", fmt.Errorf("line %d", b.line)
 	}
+	// Inside the module, so that its packages resolve; among the test
+	// tools, which other checks of the module's packages leave out.
 	root := moduleRoot()
-	dir, err := os.MkdirTemp(root, "readme-snippet-")
+	dir, err := os.MkdirTemp(filepath.Join(root, "internal", "testkit", "readme"), "snippet-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,11 +136,14 @@ func buildSnippet(t *testing.T, b snippet, bin string) (string, error) {
 	if bin == "" {
 		bin = os.DevNull // a program is linked, and thrown away
 	}
-	args := []string{"build", "-o", bin}
-	if out, err := goCmd(root, append(args, "./"+filepath.Base(dir))...); err != nil {
+	pkg, err := filepath.Rel(root, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := goCmd(root, "build", "-o", bin, "./"+pkg); err != nil {
 		return out, err
 	}
-	return goCmd(root, "vet", "./"+filepath.Base(dir))
+	return goCmd(root, "vet", "./"+pkg)
 }
 
 // Every program of the README (a block with func main) runs to its end
