@@ -91,7 +91,8 @@ func TestExportFailureReportedOnce(t *testing.T) {
 		t.Skipf("the address was taken meanwhile: %v", err)
 	}
 	sink := serveSink(t, lis)
-	eventually(t, hangGuard, "an export to succeed", func() bool { return sink.exports() > 0 })
+	// Healthy again: the exporter saw a success, not only the sink a request.
+	eventually(t, hangGuard, "an export to succeed", func() bool { return sink.exports() > 0 && p.ExportHealthy() })
 	// And goes away: the failure is new again. (Stopping the server may
 	// first fail an export otherwise, on the closing connection: another
 	// failure, reported once too.)
