@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +17,11 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 	"github.com/pgmqotel/pgmqotel/queuedepth"
@@ -86,12 +88,14 @@ func (r *otlpReceiver) awaitLong(t *testing.T, want float64, name string, attrs 
 	}
 }
 
-// exportErrors counts what reaches otel.Handle: failed exports, and
-// anything else (which the tests report).
+// exportErrors counts failed exports (through an exporter wrapper, which
+// sees every one) and what reaches otel.Handle: each distinct export
+// failure, once, and anything else (which the tests report).
 type exportErrors struct {
-	mu     sync.Mutex
-	failed int
-	other  []string
+	mu       sync.Mutex
+	failed   int // exports that failed
+	reported int // *otelsetup.ExportError handed to otel.Handle
+	other    []string
 }
 
 func watchExportErrors(t *testing.T) *exportErrors {
@@ -101,17 +105,36 @@ func watchExportErrors(t *testing.T) *exportErrors {
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		// Under load an export can also end on its own deadline (the
-		// periodic reader's OTEL_METRIC_EXPORT_TIMEOUT) before the exporter
-		// words its failure: that is a failed export too.
-		if strings.Contains(err.Error(), "metrics") || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			e.failed++
+		var exportErr *otelsetup.ExportError
+		if errors.As(err, &exportErr) {
+			e.reported++
 		} else if len(e.other) < 20 {
 			e.other = append(e.other, err.Error())
 		}
 	}))
 	t.Cleanup(func() { otel.SetErrorHandler(prev) })
 	return e
+}
+
+// wrap is an otelsetup.WithOTLPMetricExporterWrapper that counts failed
+// exports.
+func (e *exportErrors) wrap(exp sdkmetric.Exporter) sdkmetric.Exporter {
+	return failCounter{Exporter: exp, e: e}
+}
+
+type failCounter struct {
+	sdkmetric.Exporter
+	e *exportErrors
+}
+
+func (f failCounter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	err := f.Exporter.Export(ctx, rm)
+	if err != nil {
+		f.e.mu.Lock()
+		f.e.failed++
+		f.e.mu.Unlock()
+	}
+	return err
 }
 
 // unexpected returns the handled errors that were not failed exports.
@@ -125,6 +148,12 @@ func (e *exportErrors) count() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.failed
+}
+
+func (e *exportErrors) reports() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reported
 }
 
 // awaitFailures waits until n more exports have failed than at since.
@@ -152,21 +181,20 @@ type app struct {
 	queued int64
 }
 
-func newApp(t *testing.T, db *pgmqtest.DB, mp *otelmetrics.Provider, queue string) *app {
+func newApp(t *testing.T, db *pgmqtest.DB, mp *otelsetup.MeterProvider, queue string) *app {
 	t.Helper()
 	c := pgmqclient.New(db.Pool)
 	if err := c.CreateQueue(context.Background(), queue); err != nil {
 		t.Fatal(err)
 	}
-	m, err := otelmetrics.New(
-		otelmetrics.WithMeterProvider(mp),
+	m, err := otelmetrics.New(append(mp.MetricsOptions(),
 		otelmetrics.WithPool("app", db.Pool),
 		otelmetrics.WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(),
 			Depth:         queuedepth.Options{Queues: []string{queue}},
 			SampleTimeout: time.Second,
 			MinInterval:   -1, // every collection samples: the snapshot is checked against the truth
 		}),
-	)
+	)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +252,7 @@ func TestCollectorStopsAndRestarts(t *testing.T) {
 		"OTEL_METRIC_EXPORT_TIMEOUT":  "1000",
 		"OTEL_SERVICE_NAME":           "e2e-collector-faults",
 	})
-	mp := newEnvProvider(t)
+	mp := newEnvProvider(t, otelsetup.WithOTLPMetricExporterWrapper(errs.wrap))
 	a := newApp(t, db, mp, "faults")
 	kind := attribute.String(otelmetrics.AttrProcessorKind, "worker")
 	depth := []attribute.KeyValue{
@@ -240,6 +268,10 @@ func TestCollectorStopsAndRestarts(t *testing.T) {
 	errs.awaitFailures(t, since, 3)
 	a.checkSnapshot()
 	t.Logf("no collector: %d failed exports, %d application steps", errs.count()-since, a.steps)
+	// One failure, reported once however often it repeats.
+	if n := errs.reports(); n != 1 {
+		t.Errorf("%d export failures reported for %d failed exports, want 1", n, errs.count()-since)
+	}
 
 	// The collector appears: exports start with the current figures.
 	rcv, stop := receiverAt(t, addr)
@@ -321,7 +353,7 @@ func TestCollectorUnreachableMemoryBounded(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_TIMEOUT":  "200",
 		"OTEL_METRIC_EXPORT_TIMEOUT":  "1000",
 	})
-	mp := newEnvProvider(t)
+	mp := newEnvProvider(t, otelsetup.WithOTLPMetricExporterWrapper(errs.wrap))
 	a := newApp(t, db, mp, "soak")
 	// Processors of many kinds come and go, as in a real orchestrator.
 	kinds := make([]*otelmetrics.ProcessorKind, 20)
@@ -379,7 +411,7 @@ func TestCollectorUnreachableMemoryBounded(t *testing.T) {
 
 // shutdownWithin shuts mp down with no collector listening and fails the
 // test unless Shutdown returns by its deadline (plus scheduling slack).
-func shutdownWithin(t *testing.T, mp *otelmetrics.Provider) error {
+func shutdownWithin(t *testing.T, mp *otelsetup.MeterProvider) error {
 	t.Helper()
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

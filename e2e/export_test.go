@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
@@ -204,9 +205,9 @@ func setOTelEnv(t *testing.T, env map[string]string) {
 	}
 }
 
-func newEnvProvider(t *testing.T) *otelmetrics.Provider {
+func newEnvProvider(t *testing.T, opts ...otelsetup.MeterProviderOption) *otelsetup.MeterProvider {
 	t.Helper()
-	mp, err := otelmetrics.NewMeterProvider(context.Background())
+	mp, err := otelsetup.NewMeterProvider(context.Background(), opts...)
 	if err != nil {
 		t.Fatalf("NewMeterProvider: %v", err)
 	}
@@ -218,7 +219,7 @@ func newEnvProvider(t *testing.T) *otelmetrics.Provider {
 	return mp
 }
 
-func shutdownProvider(t *testing.T, mp *otelmetrics.Provider) {
+func shutdownProvider(t *testing.T, mp *otelsetup.MeterProvider) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), exportWait)
 	defer cancel()
@@ -354,11 +355,10 @@ func TestOrchestratorMetricsReachCollector(t *testing.T) {
 		"OTEL_SERVICE_NAME":           "e2e-orchestrator",
 	})
 	mp := newEnvProvider(t)
-	m, err := otelmetrics.New(
-		otelmetrics.WithMeterProvider(mp),
+	m, err := otelmetrics.New(append(mp.MetricsOptions(),
 		otelmetrics.WithPool("", db.Pool),
 		otelmetrics.WithQueueSampling(db.Pool, queue),
-	)
+	)...)
 	if err != nil {
 		t.Fatalf("otelmetrics.New: %v", err)
 	}

@@ -2,9 +2,6 @@ package otelmetrics
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	"go.opentelemetry.io/otel"
 )
@@ -14,28 +11,16 @@ import (
 // points into one point with otel.metric.overflow=true.
 const SDKDefaultCardinalityLimit = 2000
 
-// DefaultCardinalityLimit is the limit NewMeterProvider sets unless told
-// otherwise (WithCardinalityLimit): pgmq.queue.depth reports two points per
-// queue, so this fits 10,000 queues.
-const DefaultCardinalityLimit = 20_001
-
 // depthPointsPerQueue is the number of pgmq.queue.depth points of one
 // queue: visible and invisible.
 const depthPointsPerQueue = 2
 
 // cardinalityLimitOf is the limit the queue instruments will meet: the one
-// declared with WithProviderCardinalityLimit, else that of a Provider of
-// NewMeterProvider, else the SDK's default (a provider this module did not
-// make, whose limit it cannot read). -1 means no limit.
+// declared with WithDeclaredCardinalityLimit, else the SDK's default (this
+// module cannot read a MeterProvider's limit). -1 means no limit.
 func cardinalityLimitOf(cfg config) int {
 	if cfg.providerLimit != 0 {
 		return cfg.providerLimit
-	}
-	if p, ok := cfg.meterProvider.(*Provider); ok {
-		if p.cardinalityLimit <= 0 {
-			return -1
-		}
-		return p.cardinalityLimit
 	}
 	return SDKDefaultCardinalityLimit
 }
@@ -56,23 +41,7 @@ func (c *cardinalityCheck) check(queues int) {
 	}
 	c.warned = true
 	otel.Handle(fmt.Errorf("otelmetrics: %d queues need %d %s points per collection, more than the MeterProvider's cardinality limit of %d: "+
-		"the rest fold into one otel.metric.overflow point; raise the limit (otelmetrics.WithCardinalityLimit, sdkmetric.WithCardinalityLimit) "+
-		"or select fewer queues (WithQueueInclude, WithQueueExclude)",
+		"the rest fold into one otel.metric.overflow point; raise the limit (otelsetup.WithCardinalityLimit, sdkmetric.WithCardinalityLimit) "+
+		"and declare it (otelmetrics.WithDeclaredCardinalityLimit, among otelsetup's MetricsOptions), or select fewer queues (WithQueueInclude, WithQueueExclude)",
 		queues, queues*depthPointsPerQueue, MetricQueueDepth, c.limit))
-}
-
-// providerCardinalityLimit is the limit NewMeterProvider gives the SDK:
-// the option's, else OTEL_GO_X_CARDINALITY_LIMIT's (as the SDK reads it),
-// else DefaultCardinalityLimit.
-func providerCardinalityLimit(cfg providerConfig) int {
-	if cfg.limit != nil {
-		return *cfg.limit
-	}
-	if v := strings.TrimSpace(os.Getenv("OTEL_GO_X_CARDINALITY_LIMIT")); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-		otel.Handle(fmt.Errorf("otelmetrics: OTEL_GO_X_CARDINALITY_LIMIT=%q is not an integer; using %d", v, DefaultCardinalityLimit))
-	}
-	return DefaultCardinalityLimit
 }

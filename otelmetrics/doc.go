@@ -15,11 +15,13 @@
 //     cost that grows neither with the backlog nor faster than the number
 //     of queues.
 //
-// New registers the instruments on a MeterProvider; NewMeterProvider builds
-// one that exports over OTLP, configured by the standard OTEL_* variables.
-// NewTracerProvider and NewPropagator build the tracing side from the same
-// variables, for package otelpgmq (spans across the queue, whose Process
-// also drives the processor count).
+// New registers the instruments on a MeterProvider, the global one unless
+// WithMeterProvider gives another. The package depends on the
+// OpenTelemetry API only: the application chooses the SDK and exporters.
+// Package otelsetup builds providers from the standard OTEL_* variables,
+// and its MetricsOptions tell New what it cannot read from a provider.
+// Package otelpgmq traces messages across the queue; its Process also
+// drives the processor count.
 //
 // Telemetry never holds up the application: processor accounting is two
 // atomic additions, pool sampling reads memory, and queue sampling runs on a

@@ -5,25 +5,20 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 )
 
-// Wiring the instrumentation into a program: an OTLP meter provider
-// configured by the OTEL_* variables, a pool, and processors reported as
-// they run.
+// Wiring the instrumentation into a program. The MeterProvider is the
+// application's choice: here the global one (otel.GetMeterProvider). The
+// application side, package otelsetup, builds one from the OTEL_*
+// variables, and its MetricsOptions tell New what New cannot read from a
+// MeterProvider: its cardinality limit, export interval and export health.
 func Example() {
 	ctx := context.Background()
-	mp, err := otelmetrics.NewMeterProvider(ctx) // OTLP over gRPC, configured by OTEL_* variables
-	if err != nil {
-		log.Fatal(err)
-	}
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		log.Fatal(err)
@@ -31,23 +26,15 @@ func Example() {
 	defer pool.Close()
 
 	m, err := otelmetrics.New(
-		otelmetrics.WithMeterProvider(mp),
 		otelmetrics.WithPool("", pool),      // name defaults to host:port/db
 		otelmetrics.WithQueueSampling(pool), // every PGMQ queue, or name them
 	)
 	if err != nil {
 		log.Fatal(err)
 	}
+	// Close after the MeterProvider's Shutdown: its final export still
+	// observes the instruments.
 	defer m.Close()
-	// Deferred last, so it runs first: the final export still observes
-	// the instruments. Bounded: with the collector down it gives up.
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := mp.Shutdown(ctx); err != nil {
-			log.Print(err)
-		}
-	}()
 
 	kind := m.Processor("task_requests") // keep it; Start/Finish cost two atomic adds
 	run := kind.Start()
@@ -120,59 +107,4 @@ func ExampleMetrics_Snapshot() {
 	run.Finish()
 	// Output:
 	// 1 map[reports:1] 0
-}
-
-// NewMeterProvider reads the standard OTEL_* variables; options in code
-// override them. Shut the provider down before exiting, within a deadline,
-// so the last values reach the collector.
-func ExampleNewMeterProvider() {
-	// Usually set by the deployment, e.g.
-	// OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4317
-	// OTEL_SERVICE_NAME=orchestrator
-	// OTEL_METRIC_EXPORT_INTERVAL=10000
-	ctx := context.Background()
-	mp, err := otelmetrics.NewMeterProvider(ctx,
-		otelmetrics.WithExportInterval(15*time.Second), // wins over OTEL_METRIC_EXPORT_INTERVAL
-	)
-	if err != nil {
-		log.Fatal(err) // e.g. *otelmetrics.EnvError for OTEL_EXPORTER_OTLP_PROTOCOL=http/json
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := mp.Shutdown(ctx); err != nil {
-			log.Print(err)
-		}
-	}()
-
-	m, err := otelmetrics.New(otelmetrics.WithMeterProvider(mp))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer m.Close()
-	// ... run the program ...
-}
-
-// A TracerProvider of your own that exports through the module's span
-// batcher, as NewTracerProvider does, instead of the SDK's
-// BatchSpanProcessor: OTEL_BSP_* apply, and spans reach the exporter in
-// batches without a goroutine wake-up per span.
-func ExampleNewSpanBatcher() {
-	ctx := context.Background()
-	exp, err := otlptracegrpc.New(ctx) // OTEL_EXPORTER_OTLP_* variables
-	if err != nil {
-		log.Fatal(err)
-	}
-	batcher, err := otelmetrics.NewSpanBatcher(exp)
-	if err != nil {
-		log.Fatal(err) // an *otelmetrics.EnvError naming a bad OTEL_BSP_* value
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(batcher))
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tp.Shutdown(sctx) // exports what is queued, then shuts the exporter down
-	}()
-	_, span := tp.Tracer("example").Start(ctx, "work")
-	span.End()
 }

@@ -2,15 +2,11 @@ package otelmetrics
 
 import (
 	"context"
-	"io"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.uber.org/goleak"
-	"google.golang.org/grpc/grpclog"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
@@ -20,41 +16,8 @@ import (
 // TestMain fails the package's tests if any goroutine is still running once
 // they have all finished: every pool, sampler connection, exporter and
 // reader a test starts must be stopped by Close and Shutdown.
-//
-// It also routes gRPC's log, at every severity, through grpcLog, so the
-// secrets test can read what gRPC logged while exports failed. gRPC's
-// logger may only be replaced before gRPC is first used, hence here.
-// Errors still reach stderr, as with gRPC's default logger.
 func TestMain(m *testing.M) {
-	grpclog.SetLoggerV2(grpclog.NewLoggerV2WithVerbosity(grpcLog, io.Discard, os.Stderr, 99))
 	goleak.VerifyTestMain(m)
-}
-
-// grpcLog keeps the most recent gRPC log output.
-var grpcLog = &boundedLog{limit: 4 << 20}
-
-// boundedLog is an io.Writer keeping the last limit bytes written.
-type boundedLog struct {
-	mu    sync.Mutex
-	buf   []byte
-	limit int
-}
-
-func (b *boundedLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.limit; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// String returns what is kept.
-func (b *boundedLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // After Close and Shutdown nothing of a full setup keeps running: not the
@@ -80,14 +43,11 @@ func TestNoGoroutineSurvivesShutdown(t *testing.T) {
 				addr = sink.addr
 			}
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
-			t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")
 			t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
 			reader := sdkmetric.NewManualReader()
-			p, err := NewMeterProvider(ctx, WithReader(reader))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := New(WithMeterProvider(p), WithPool("", db.Pool), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, SampleTimeout: time.Second}))
+			p, opts := newOTLPMeterProvider(t, 50*time.Millisecond, nil, sdkmetric.WithReader(reader))
+			m, err := New(append(opts, WithPool("", db.Pool),
+				WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1, SampleTimeout: time.Second}))...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pgmqotel/pgmqotel/queuesampler"
 	"go.opentelemetry.io/otel"
@@ -72,9 +73,6 @@ func New(opts ...Option) (*Metrics, error) {
 		mp = otel.GetMeterProvider()
 	}
 	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version), metric.WithSchemaURL(semconv.SchemaURL))
-	if p, ok := mp.(*Provider); ok && cfg.exportHealth == nil && p.health != nil {
-		cfg.exportHealth = p.ExportHealthy
-	}
 	m := &Metrics{cfg: cfg, cardinality: cardinalityCheck{limit: cardinalityLimitOf(cfg)}}
 	for _, p := range cfg.pools {
 		m.pools = append(m.pools, newPoolObserver(p.name, p.pool))
@@ -99,7 +97,7 @@ func New(opts ...Option) (*Metrics, error) {
 			if minInterval == 0 {
 				minInterval = queuesampler.DefaultMinInterval
 			}
-			sc.ElectionTTL = max(defaultElectionTTL(mp, timeout), 2*(max(minInterval, 0)+timeout))
+			sc.ElectionTTL = max(defaultElectionTTL(cfg.collectionInterval, timeout), 2*(max(minInterval, 0)+timeout))
 		}
 		if sc.OnError == nil {
 			sc.OnError = otel.Handle
@@ -120,6 +118,17 @@ func New(opts ...Option) (*Metrics, error) {
 		m.registration = append(m.registration, reg)
 	}
 	return m, nil
+}
+
+// defaultElectionTTL is three collection intervals plus the sample
+// timeout: the leader renews at every collection, so two may be late or
+// fail before the lease lapses. Without a known interval it is
+// DefaultElectionTTL.
+func defaultElectionTTL(interval, sampleTimeout time.Duration) time.Duration {
+	if interval > 0 {
+		return 3*interval + sampleTimeout
+	}
+	return queuesampler.DefaultElectionTTL
 }
 
 // registerLocal registers one callback for the in-memory instruments:

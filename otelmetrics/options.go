@@ -27,9 +27,12 @@ type config struct {
 	meterProvider metric.MeterProvider
 	pools         []namedPool
 	samplers      []queuesampler.Config
-	providerLimit int         // declared cardinality limit of a user-supplied provider; 0 unknown
-	exportHealth  func() bool // nil: the Provider's, if any
+	providerLimit int         // declared cardinality limit of the MeterProvider; 0 unknown
+	exportHealth  func() bool // nil: always healthy
 	now           func() time.Time
+	// collectionInterval is the MeterProvider's declared time between
+	// collections; 0 unknown.
+	collectionInterval time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -96,14 +99,15 @@ func WithQueueSampler(cfg queuesampler.Config) Option {
 	})
 }
 
-// WithExportHealth gives the queue samplers' elections a predicate telling whether
-// this replica's metrics reach the backend. A leader for which it turns
-// false marks its lease unhealthy, and a replica for which it is true takes
-// the lease over at its next collection, so the queue metrics move to a
-// replica that can export them; a replica for which it is false never takes
-// a healthy leader's lease, but leads when no replica can export. By default it is the Provider's ExportHealthy when the
-// MeterProvider comes from NewMeterProvider, else always true. Nil is
-// ignored.
+// WithExportHealth gives the queue samplers' elections a predicate
+// telling whether this replica's metrics reach the backend. A leader for
+// which it turns false marks its lease unhealthy, and a replica for which
+// it is true takes the lease over at its next collection, so the queue
+// metrics move to a replica that can export them; a replica for which it
+// is false never takes a healthy leader's lease, but leads when no replica
+// can export. It applies to every sampler whose queuesampler.Config has no
+// ExportHealthy of its own. By default it is always true; otelsetup's
+// MetricsOptions gives its MeterProvider's ExportHealthy. Nil is ignored.
 func WithExportHealth(healthy func() bool) Option {
 	return optionFunc(func(c *config) {
 		if healthy != nil {
@@ -112,17 +116,32 @@ func WithExportHealth(healthy func() bool) Option {
 	})
 }
 
-// WithProviderCardinalityLimit declares the cardinality limit (points per
-// instrument and collection) of a MeterProvider given with
-// WithMeterProvider, which this module cannot read. New warns once through
-// otel.Handle when the sampled queues would pass it. Without it a provider
-// of this package's NewMeterProvider is known, and any other is assumed to
-// have the SDK's default of 2,000. Non-positive values mean no limit.
-func WithProviderCardinalityLimit(n int) Option {
+// WithDeclaredCardinalityLimit declares the cardinality limit (points per
+// instrument and collection) of the MeterProvider the instruments are
+// created on, which this module cannot read, whether given with
+// WithMeterProvider or the global one. New warns once through otel.Handle
+// when the sampled queues would pass it. Undeclared, the SDK's default of
+// 2,000 is assumed. otelsetup's MetricsOptions declares its provider's.
+// Non-positive values mean no limit.
+func WithDeclaredCardinalityLimit(n int) Option {
 	return optionFunc(func(c *config) {
 		if n <= 0 {
 			n = -1
 		}
 		c.providerLimit = n
+	})
+}
+
+// WithCollectionInterval declares the time between two collections of
+// the MeterProvider's readers (the export interval of a periodic reader),
+// from which the default election TTL of the queue samplers is derived:
+// three intervals plus the sample timeout (see
+// queuesampler.Config.ElectionTTL). otelsetup's MetricsOptions declares
+// its provider's. Non-positive values are ignored.
+func WithCollectionInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.collectionInterval = d
+		}
 	})
 }

@@ -7,9 +7,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
@@ -76,46 +74,6 @@ func TestMissingNamedQueueReportedOnce(t *testing.T) {
 	}
 }
 
-// Finding 4: NewMeterProvider keeps more than the SDK's 2,000 points per
-// instrument by default, so 1,500 queues' depths (3,000 points) do not
-// overflow.
-func TestNewMeterProviderCardinalityFitsQueues(t *testing.T) {
-	t.Setenv("OTEL_METRICS_EXPORTER", "none")
-	reader := sdkmetric.NewManualReader()
-	p, err := NewMeterProvider(context.Background(), WithReader(reader))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = p.Shutdown(context.Background()) }()
-	g, err := p.Meter("test").Int64ObservableGauge(MetricQueueDepth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Meter("test").RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for i := range 1500 {
-			for _, st := range []string{"visible", "invisible"} {
-				o.ObserveInt64(g, 1, metric.WithAttributes(queueAttr(fmt.Sprintf("q%d", i)), attribute.String(AttrMessageState, st)))
-			}
-		}
-		return nil
-	}, g); err != nil {
-		t.Fatal(err)
-	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	pts := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Gauge[int64]).DataPoints
-	for _, dp := range pts {
-		if dp.Attributes.HasValue("otel.metric.overflow") {
-			t.Fatalf("overflow point among %d points", len(pts))
-		}
-	}
-	if len(pts) != 3000 {
-		t.Fatalf("%d points, want 3000", len(pts))
-	}
-}
-
 // With a provider whose limit the queues would pass, New's sampler warns
 // once through otel.Handle.
 func TestCardinalityWarning(t *testing.T) {
@@ -137,7 +95,7 @@ func TestCardinalityWarning(t *testing.T) {
 		h := setErrorHandler(t)
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(tc.limit))
-		m, err := New(WithMeterProvider(mp), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}), WithProviderCardinalityLimit(tc.limit))
+		m, err := New(WithMeterProvider(mp), WithQueueSampler(queuesampler.Config{Conn: db.Pool.Config(), MinInterval: -1}), WithDeclaredCardinalityLimit(tc.limit))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
@@ -120,20 +121,16 @@ func mustNotOverlap(t *testing.T, s *otlpSink, from, to string) {
 	}
 }
 
-// startReplica runs a replica in this process: a Provider exporting to
-// endpoint and Metrics sampling through pool.
-func startReplica(t *testing.T, name, endpoint string, pool *pgxpool.Pool, st takeoverSettings) (*Provider, *Metrics) {
+// startReplica runs a replica in this process: a MeterProvider exporting
+// to endpoint and Metrics sampling through pool.
+func startReplica(t *testing.T, name, endpoint string, pool *pgxpool.Pool, st takeoverSettings) (*sdkmetric.MeterProvider, *Metrics) {
 	t.Helper()
-	ctx := context.Background()
-	p, err := NewMeterProvider(ctx,
-		WithExporterOptions(otlpmetricgrpc.WithEndpoint(endpoint), otlpmetricgrpc.WithInsecure(),
-			otlpmetricgrpc.WithTimeout(max(st.interval, 200*time.Millisecond))),
-		WithExportInterval(st.interval),
-		WithResource(resource.NewSchemaless(attribute.String(replicaAttr, name))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := New(WithMeterProvider(p), WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1, SampleTimeout: st.timeout, ElectionTTL: st.ttl}))
+	p, opts := newOTLPMeterProvider(t, st.interval,
+		[]otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpoint(endpoint), otlpmetricgrpc.WithInsecure(),
+			otlpmetricgrpc.WithTimeout(max(st.interval, 200*time.Millisecond))},
+		sdkmetric.WithResource(resource.NewSchemaless(attribute.String(replicaAttr, name))))
+	m, err := New(append(opts, WithQueueSampler(queuesampler.Config{Conn: pool.Config(), MinInterval: -1,
+		SampleTimeout: st.timeout, ElectionTTL: st.ttl}))...)
 	if err != nil {
 		t.Fatal(err)
 	}

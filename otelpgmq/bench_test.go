@@ -20,13 +20,14 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
 
 // benchTracer is a Tracer on real SDK providers, set up as
-// otelmetrics.NewTracerProvider sets them up: spans sampled or not, batched
-// by otelmetrics.NewSpanBatcher to an exporter that discards them (or,
+// otelsetup.NewTracerProvider sets them up: spans sampled or not, batched
+// by otelsetup.NewSpanBatcher to an exporter that discards them (or,
 // with sdkBatcher, by the SDK's BatchSpanProcessor, for comparison);
 // metrics aggregated.
 func benchTracer(b *testing.B, sampled, sdkBatcher bool) (*otelpgmq.Tracer, *otelmetrics.Metrics) {
@@ -53,7 +54,7 @@ func benchProviders(b *testing.B, sampled, sdkBatcher bool) (*sdktrace.TracerPro
 		proc = sdktrace.NewBatchSpanProcessor(tracetest.NewNoopExporter())
 	} else {
 		var err error
-		if proc, err = otelmetrics.NewSpanBatcher(tracetest.NewNoopExporter()); err != nil {
+		if proc, err = otelsetup.NewSpanBatcher(tracetest.NewNoopExporter()); err != nil {
 			b.Fatal(err)
 		}
 	}

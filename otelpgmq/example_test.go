@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
@@ -22,32 +23,34 @@ import (
 // processing loop with Process.
 func Example() {
 	ctx := context.Background()
-	mp, err := otelmetrics.NewMeterProvider(ctx)
+	mp, err := otelsetup.NewMeterProvider(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	tp, err := otelmetrics.NewTracerProvider(ctx)
+	tp, err := otelsetup.NewTracerProvider(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	prop, err := otelmetrics.NewPropagator() // OTEL_PROPAGATORS
+	prop, err := otelsetup.NewPropagator() // OTEL_PROPAGATORS
 	if err != nil {
 		log.Fatal(err)
 	}
 	otel.SetTextMapPropagator(prop)
-	defer mp.Shutdown(context.Background())
-	defer tp.Shutdown(context.Background())
 
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	m, err := otelmetrics.New(otelmetrics.WithMeterProvider(mp), otelmetrics.WithPool("", pool))
+	m, err := otelmetrics.New(append(mp.MetricsOptions(), otelmetrics.WithPool("", pool))...)
 	if err != nil {
 		log.Fatal(err)
 	}
+	// Deferred calls run last first: spans flushed, then the last metrics
+	// export (it still observes m's instruments), then m closed.
 	defer m.Close()
+	defer mp.Shutdown(context.Background())
+	defer tp.Shutdown(context.Background())
 
 	tr := otelpgmq.NewTracer(otelpgmq.WithTracerProvider(tp), otelpgmq.WithMeterProvider(mp))
 	c := pgmqclient.New(pool, pgmqclient.WithTracer(tr))

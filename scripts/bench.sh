@@ -97,7 +97,7 @@ for op in Send Read; do
       "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.05) }')")"
   done
   # The same with the SDK's BatchSpanProcessor instead of the module's
-  # batcher (otelmetrics.NewSpanBatcher), for a TracerProvider built by hand.
+  # batcher (otelsetup.NewSpanBatcher), for a TracerProvider built by hand.
   printf 'bar 6 instrumented %-4s sampled, SDK BatchSpanProcessor: ratio %5.3fx per call (recorded, no target)\n' \
     "$op" "$(median "BenchmarkInstrumented$op/sampled_sdk_batcher" pair_median_ratio)"
 done

@@ -1,6 +1,7 @@
 // Command minimal is the least code that wires otelmetrics into a program:
-// an OTLP meter provider configured by OTEL_* variables, a pgx pool, the
-// instrumentation, and one processor run.
+// a pgx pool, an OTLP meter provider configured by OTEL_* variables
+// (package otelsetup), the instrumentation, one processor run, and the
+// shutdown in its order.
 package main
 
 import (
@@ -12,40 +13,47 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 )
 
 func main() {
-	ctx := context.Background()
-	mp, err := otelmetrics.NewMeterProvider(ctx) // OTLP over gRPC, configured by OTEL_* variables
-	if err != nil {
+	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
+}
+
+func run(ctx context.Context) error {
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer pool.Close()
-	m, err := otelmetrics.New(
-		otelmetrics.WithMeterProvider(mp),
+
+	mp, err := otelsetup.NewMeterProvider(ctx) // OTLP over gRPC, configured by OTEL_* variables
+	if err != nil {
+		return err // e.g. an OTEL_* value the SDK would have ignored: the error names it
+	}
+	m, err := otelmetrics.New(append(mp.MetricsOptions(),
 		otelmetrics.WithPool("", pool),      // utilization of this pool
 		otelmetrics.WithQueueSampling(pool), // depth of every PGMQ queue
-	)
+	)...)
 	if err != nil {
-		log.Fatal(err)
+		_ = mp.Shutdown(ctx)
+		return err
 	}
-	// Shut the provider down before closing m: its last export still
-	// observes the instruments. Deferred calls run last-in, first-out.
-	defer m.Close()
 	defer func() {
+		// Bounded: with the Collector down, Shutdown gives up after 5 s.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := mp.Shutdown(ctx); err != nil {
+		if err := mp.Shutdown(ctx); err != nil { // first: the last export still observes m's instruments
 			log.Print(err)
 		}
+		_ = m.Close() // then: unregister, release the sampler's connection
 	}()
 
 	kind := m.Processor("task_requests") // keep it: Start and Finish are two atomic adds
-	run := kind.Start()
+	r := kind.Start()
 	time.Sleep(100 * time.Millisecond) // the work
-	run.Finish()
+	r.Finish()
+	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
-	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 )
 
 // TestMain fails the package if a goroutine outlives the tests: run must
@@ -68,7 +68,7 @@ func start(t *testing.T, cfg Config) *running {
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}
-	go func() { r.done <- run(ctx, cfg, ln, r.out, otelmetrics.WithReader(r.reader)) }()
+	go func() { r.done <- run(ctx, cfg, ln, r.out, otelsetup.WithReader(r.reader)) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

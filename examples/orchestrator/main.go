@@ -45,6 +45,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
@@ -59,7 +60,7 @@ const (
 )
 
 // Config is the orchestrator's configuration: DATABASE_URL and the flags.
-// The OTEL_* variables are read by otelmetrics.NewMeterProvider.
+// The OTEL_* variables are read by package otelsetup.
 type Config struct {
 	DatabaseURL string        // DATABASE_URL
 	Queue       string        // -queue: PGMQ queue, created if missing
@@ -77,6 +78,13 @@ type Config struct {
 
 	// spanProcessor, when set, sees every span next to the exporter (tests).
 	spanProcessor sdktrace.SpanProcessor
+	// hooks, when set, adjust the wiring (tests).
+	hooks *testHooks
+}
+
+// testHooks adjust run's wiring for tests.
+type testHooks struct {
+	metricsOptions []otelmetrics.Option // added to otelmetrics.New's
 }
 
 // ConfigError reports an invalid flag or environment variable. It is found

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/otelpgmq"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 )
 
@@ -59,8 +60,8 @@ type orchestrator struct {
 // then shuts it down and returns nil. It serves /healthz on health, which it
 // closes, and logs to out. Only a failure to start is an error: an
 // unreachable database is retried and reported on /healthz. providerOpts
-// are passed to otelmetrics.NewMeterProvider (tests add a reader).
-func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, providerOpts ...otelmetrics.ProviderOption) (err error) {
+// are passed to otelsetup.NewMeterProvider (tests add a reader).
+func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, providerOpts ...otelsetup.MeterProviderOption) (err error) {
 	defer func() {
 		if err != nil {
 			_ = health.Close()
@@ -76,29 +77,23 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 	}
 	log := slog.New(slog.NewTextHandler(out, nil))
 	// Export and sampling failures reach otel.Handle; log them with the
-	// rest. (otelmetrics reports each distinct sampling failure once.)
+	// rest. (Each distinct failure is reported once.)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "err", err) }))
 
 	// Wiring, as in the README's "Add it to a program". Nothing here
 	// connects: the pool, the exporter and the queue sampler all connect
 	// lazily, so the orchestrator starts (and serves /healthz) while the
 	// database or the collector is still down.
-	mp, err := otelmetrics.NewMeterProvider(ctx, providerOpts...)
+	tel, err := newTelemetry(ctx, cfg, providerOpts...)
 	if err != nil {
 		return err
 	}
-	// Traces beside the metrics, from the same OTEL_* variables.
-	tp, err := otelmetrics.NewTracerProvider(ctx, otelmetrics.WithSpanProcessor(cfg.spanProcessor))
-	if err != nil {
-		_ = mp.Shutdown(context.Background())
-		return err
-	}
-	prop, err := otelmetrics.NewPropagator()
-	if err != nil {
-		_ = mp.Shutdown(context.Background())
-		_ = tp.Shutdown(context.Background())
-		return err
-	}
+	defer func() {
+		if err != nil {
+			tel.abandon() // a failed start; after a run, a second Shutdown does nothing
+		}
+	}()
+	mp, tp, prop := tel.mp, tel.tp, tel.prop
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(prop)
 	// The process span is the child of the message's send span, so that
@@ -116,11 +111,8 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 		return fmt.Errorf("connection pool: %w", err)
 	}
 	defer pool.Close()
-	m, err := otelmetrics.New(
-		otelmetrics.WithMeterProvider(mp),
-		otelmetrics.WithPool("", pool),
-		otelmetrics.WithQueueSampling(pool),
-	)
+	opts := append(mp.MetricsOptions(), otelmetrics.WithPool("", pool), otelmetrics.WithQueueSampling(pool))
+	m, err := otelmetrics.New(append(opts, cfg.hooks.metrics()...)...)
 	if err != nil {
 		return err
 	}
@@ -213,6 +205,14 @@ func (o *orchestrator) shutdownStep(what string, step func(context.Context) erro
 	if err := step(ctx); err != nil {
 		o.log.Warn("shutdown", "step", what, "err", err)
 	}
+}
+
+// metrics returns the hooks' otelmetrics options; h may be nil.
+func (h *testHooks) metrics() []otelmetrics.Option {
+	if h == nil {
+		return nil
+	}
+	return h.metricsOptions
 }
 
 // poolConfig parses DATABASE_URL and sizes the pool. Processors keep their

@@ -1,32 +1,21 @@
-// The test that compiles the README's Go snippets.
+// The tests that keep the README's Go snippets copyable: each compiles as
+// the complete file it is, and each program among them runs and delivers
+// its telemetry.
 package readme
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
-
-// snippetImports are the packages README snippets may use; the ones a
-// snippet file does not use are dropped before the final build.
-var snippetImports = []string{
-	"context", "encoding/json", "errors", "fmt", "log", "net/http", "os", "time",
-	"github.com/jackc/pgx/v5/pgxpool",
-	"github.com/pgmqotel/pgmqotel/otelmetrics",
-	"github.com/pgmqotel/pgmqotel/otelpgmq",
-	"github.com/pgmqotel/pgmqotel/pgmqclient",
-	"go.opentelemetry.io/otel",
-	sdkmetric + " go.opentelemetry.io/otel/sdk/metric",
-}
-
-const sdkmetric = "sdkmetric"
 
 // snippet is one ```go block of the README.
 type snippet struct {
@@ -55,17 +44,16 @@ func goBlocks(readme string) []snippet {
 	return out
 }
 
-// Every Go snippet in the README compiles (and passes go vet) against the
-// module as it is: each block becomes the body of a function with ctx and
-// pool in scope, in a temporary package inside the module. A snippet
-// that declares top-level things (func, type) is kept as a file.
-func TestReadmeSnippetsCompile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a package")
-	}
+// moduleRoot is the directory of the module's go.mod.
+func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// readmeBlocks returns the Go blocks of the module's README.md.
+func readmeBlocks(t *testing.T) []snippet {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(moduleRoot(), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,110 +61,165 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 	if len(blocks) < 3 {
 		t.Fatalf("found %d Go blocks in README.md", len(blocks))
 	}
-	if out, err := build(t, root, blocks); err != nil {
-		t.Fatalf("README.md's Go snippets do not build:\n%s\n(block N of the README is snippetNN.go; line numbers are the wrapper's)", out)
+	return blocks
+}
+
+var (
+	packageClause = regexp.MustCompile(`(?m)^package \w+`)
+	funcMain      = regexp.MustCompile(`(?m)^func main\(\) \{`)
+)
+
+// Every Go block of the README is a complete file, package clause and
+// imports included, that builds and passes go vet against the module as
+// it is, on its own: a reader can copy any one of them as it stands.
+func TestReadmeSnippetsCompile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds packages")
+	}
+	for _, b := range readmeBlocks(t) {
+		t.Run(fmt.Sprintf("line %d", b.line), func(t *testing.T) {
+			if out, err := buildSnippet(t, b, ""); err != nil {
+				t.Fatalf("README.md's Go block at line %d does not build as it stands:\n%s", b.line, out)
+			}
+		})
 	}
 }
 
 // The checker catches what the README once said: ProcessorStarted takes
-// the kind's name, not the *ProcessorKind.
-func TestReadmeCheckerCatchesWrongCall(t *testing.T) {
+// the kind's name, not the *ProcessorKind; and a block without its
+// package clause and imports.
+func TestReadmeCheckerCatchesWrongCode(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a package")
+		t.Skip("builds packages")
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	out, err := build(t, root, []snippet{{line: 1, code: "kind := m.Processor(\"x\")\ndone := m.ProcessorStarted(kind)\ndefer done()\n"}})
-	if err == nil || !strings.Contains(out, "cannot use kind") {
-		t.Fatalf("a wrong call built: %v\n%s", err, out)
+	for _, tc := range []struct {
+		code, want string
+	}{
+		{`package x
+
+import "github.com/pgmqotel/pgmqotel/otelmetrics"
+
+func f(m *otelmetrics.Metrics) {
+	kind := m.Processor("x")
+	done := m.ProcessorStarted(kind)
+	defer done()
+}
+`, "cannot use kind"},
+		{"done := m.ProcessorStarted(\"x\")\ndefer done()\n", "not a complete Go file"},
+	} {
+		out, err := buildSnippet(t, snippet{line: 1, code: tc.code}, "")
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("wrong code built (%v), or not for the reason expected (%q):\n%s", err, tc.want, out)
+		}
 	}
 }
 
-// build compiles and vets the blocks in a temporary package inside the
-// module, returning the tool's output.
-func build(t *testing.T, root string, blocks []snippet) (string, error) {
+// buildSnippet builds and vets b as the only file of a temporary package
+// inside the module, and, when bin is not empty, links its program there.
+// It returns the tools' output.
+func buildSnippet(t *testing.T, b snippet, bin string) (string, error) {
 	t.Helper()
-	dir, err := os.MkdirTemp(root, "readme-snippets-")
+	if !packageClause.MatchString(b.code) {
+		return "not a complete Go file: no package clause (and so no imports)", fmt.Errorf("line %d", b.line)
+	}
+	// Inside the module, so that its packages resolve; among the test
+	// tools, which other checks of the module's packages leave out.
+	root := moduleRoot()
+	dir, err := os.MkdirTemp(filepath.Join(root, "internal", "testkit", "readme"), "snippet-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-
-	files := map[string]string{}
-	for i, b := range blocks {
-		files[fmt.Sprintf("snippet%02d.go", i)] = wrap(i, b)
+	if err := os.WriteFile(filepath.Join(dir, "snippet.go"), []byte(b.code), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	for round := 0; ; round++ {
-		for name, src := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-				t.Fatal(err)
+	if bin == "" {
+		bin = os.DevNull // a program is linked, and thrown away
+	}
+	pkg, err := filepath.Rel(root, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := goCmd(root, "build", "-o", bin, "./"+pkg); err != nil {
+		return out, err
+	}
+	return goCmd(root, "vet", "./"+pkg)
+}
+
+// Every program of the README (a block with func main) runs to its end
+// against a fresh database and an OTLP endpoint, and everything it made
+// arrives there. The exports are timed so that only the shutdown delivers
+// them (an export interval and a span batch delay of an hour): a program
+// that does not shut its tracer provider down loses its spans; one that
+// closes otelmetrics before shutting the meter provider down exports
+// none of its instruments.
+func TestReadmeProgramsDeliver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs programs")
+	}
+	ran := 0
+	for _, b := range readmeBlocks(t) {
+		if !funcMain.MatchString(b.code) {
+			continue
+		}
+		ran++
+		t.Run(fmt.Sprintf("line %d", b.line), func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "snippet")
+			if out, err := buildSnippet(t, b, bin); err != nil {
+				t.Fatalf("does not build:\n%s", out)
 			}
-		}
-		// -e: every error at once, so one round fixes them all.
-		out, err := goCmd(root, "build", "-gcflags=-e", "./"+filepath.Base(dir))
-		if err == nil {
-			return goCmd(root, "vet", "./"+filepath.Base(dir))
-		}
-		// Unused imports and variables are the wrapper's doing, not the
-		// snippet's: fix them and try again.
-		fixed := false
-		matches := unused.FindAllStringSubmatch(out, -1)
-		// Bottom up, so an inserted line does not move the next fix.
-		slices.SortFunc(matches, func(a, b []string) int { return atoi(b[2]) - atoi(a[2]) })
-		for _, m := range matches {
-			name, src := m[1], files[m[1]]
-			line := atoi(m[2])
-			lines := strings.Split(src, "\n")
-			switch {
-			case m[4] != "": // "pkg" imported and not used
-				lines[line-1] = "// " + lines[line-1]
-			case m[5] != "": // declared and not used: x
-				lines = append(lines[:line], append([]string{"_ = " + m[5]}, lines[line:]...)...)
+			db := pgmqtest.New(t)
+			sink := startSink(t)
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(),
+				"DATABASE_URL="+db.URL,
+				"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+sink.addr,
+				"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+				"OTEL_METRICS_EXPORTER=otlp",
+				"OTEL_TRACES_EXPORTER=otlp",
+				"OTEL_SDK_DISABLED=false",
+				"OTEL_METRIC_EXPORT_INTERVAL=3600000",
+				"OTEL_BSP_SCHEDULE_DELAY=3600000",
+				"OTEL_SERVICE_NAME=readme-snippet")
+			out, err := runWithin(cmd, 2*time.Minute)
+			if err != nil {
+				t.Fatalf("the program failed: %v\n%s", err, out)
 			}
-			files[name] = strings.Join(lines, "\n")
-			fixed = true
-		}
-		if !fixed || round > 20 {
-			return out, err
-		}
+			if strings.Contains(b.code, "NewMeterProvider(") && !sink.hasMetric("orchestration.processor.active") {
+				t.Errorf("no orchestration.processor.active arrived (metrics: %v): is the meter provider shut down, before Metrics.Close?\n%s",
+					sink.metricNames(), out)
+			}
+			if strings.Contains(b.code, "NewTracerProvider(") {
+				sends, processes := sink.spansNamed("send "), sink.spansNamed("process ")
+				if sends == 0 || processes != sends {
+					t.Errorf("%d send and %d process spans arrived, want as many of each and some: is the tracer provider shut down?\n%s",
+						sends, processes, out)
+				}
+			}
+		})
+	}
+	if ran == 0 {
+		t.Fatal("the README has no program (a Go block with func main)")
 	}
 }
 
-var unused = regexp.MustCompile(`(snippet\d+\.go):(\d+):(\d+): (?:("[^"]+" imported(?: as \w+)? and not used)|declared and not used: (\w+))`)
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = n*10 + int(c-'0')
+// runWithin runs cmd, killing it after d.
+func runWithin(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", err
 	}
-	return n
-}
-
-// wrap makes a Go file of block i.
-func wrap(i int, b snippet) string {
-	var src bytes.Buffer
-	fmt.Fprintf(&src, "// Code generated from README.md line %d. DO NOT EDIT.\n\npackage snippets\n\nimport (\n", b.line)
-	for _, imp := range snippetImports {
-		if strings.Contains(imp, " ") {
-			fmt.Fprintf(&src, "\t%s %q\n", strings.Fields(imp)[0], strings.Fields(imp)[1])
-		} else {
-			fmt.Fprintf(&src, "\t%q\n", imp)
-		}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		return out.String(), fmt.Errorf("still running after %v", d)
 	}
-	src.WriteString(")\n\n")
-	if regexp.MustCompile(`(?m)^(func|type|var|const) `).MatchString(b.code) {
-		src.WriteString(b.code)
-		return src.String()
-	}
-	// m is given unless the snippet makes its own.
-	if regexp.MustCompile(`(?m)^\s*m(, \w+)? :=`).MatchString(b.code) {
-		fmt.Fprintf(&src, "func snippet%02d(ctx context.Context, pool *pgxpool.Pool) error {\n\t_, _ = ctx, pool\n", i)
-	} else {
-		fmt.Fprintf(&src, "func snippet%02d(ctx context.Context, pool *pgxpool.Pool, m *otelmetrics.Metrics) error {\n\t_, _, _ = ctx, pool, m\n", i)
-	}
-	src.WriteString(b.code)
-	src.WriteString("\treturn nil\n}\n")
-	return src.String()
 }
 
 func goCmd(dir string, args ...string) (string, error) {

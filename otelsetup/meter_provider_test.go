@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -45,6 +45,7 @@ type otlpSink struct {
 	reqs   []*colmetricpb.ExportMetricsServiceRequest
 	mds    []metadata.MD
 	others []*otlpSink // relayed into: they see what this one receives
+	stop   func()      // stops the server
 }
 
 func startSink(t *testing.T) *otlpSink {
@@ -53,10 +54,17 @@ func startSink(t *testing.T) *otlpSink {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveSink(t, lis)
+}
+
+// serveSink serves an otlpSink on lis until the test ends or stop.
+func serveSink(t *testing.T, lis net.Listener) *otlpSink {
+	t.Helper()
 	s := &otlpSink{addr: lis.Addr().String()}
 	srv := grpc.NewServer()
 	colmetricpb.RegisterMetricsServiceServer(srv, s)
 	go func() { _ = srv.Serve(lis) }()
+	s.stop = srv.Stop
 	t.Cleanup(srv.Stop)
 	return s
 }
@@ -180,9 +188,14 @@ func cleanEnv(t *testing.T) {
 	} {
 		t.Setenv(k, "")
 	}
+	for _, s := range []string{"", "METRICS_", "TRACES_"} {
+		for _, v := range []string{"CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"} {
+			t.Setenv("OTEL_EXPORTER_OTLP_"+s+v, "")
+		}
+	}
 }
 
-func newProvider(t *testing.T, opts ...ProviderOption) *Provider {
+func newProvider(t *testing.T, opts ...MeterProviderOption) *MeterProvider {
 	t.Helper()
 	p, err := NewMeterProvider(context.Background(), opts...)
 	if err != nil {
@@ -197,7 +210,7 @@ func newProvider(t *testing.T, opts ...ProviderOption) *Provider {
 	return p
 }
 
-func shutdown(t *testing.T, p *Provider) {
+func shutdown(t *testing.T, p *MeterProvider) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
@@ -291,7 +304,7 @@ func TestExportIntervalOptionBeatsEnv(t *testing.T) {
 	sink := startSink(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+sink.addr)
 	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000") // an hour: never within the test
-	p := newProvider(t, WithExportInterval(20*time.Millisecond))
+	p := newProvider(t, WithMetricExportInterval(20*time.Millisecond))
 	addOne(t, p, "interval.count", 1)
 	// Periodic exports before any flush or shutdown prove the option's interval.
 	eventually(t, hangGuard, "two periodic exports", func() bool { return sink.exports() >= 2 })
@@ -348,7 +361,7 @@ func TestExporterOptionsBeatEnv(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+deadAddr(t))
 	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-origin=env")
 	t.Setenv(envProtocol, ProtocolHTTPProtobuf) // gRPC options pin gRPC
-	p := newProvider(t, WithExporterOptions(
+	p := newProvider(t, WithOTLPMetricGRPCOptions(
 		otlpmetricgrpc.WithEndpoint(sink.addr),
 		otlpmetricgrpc.WithInsecure(),
 		otlpmetricgrpc.WithHeaders(map[string]string{"x-origin": "code"}),
@@ -414,7 +427,7 @@ func TestNoCollectorNeverBlocks(t *testing.T) {
 			cleanEnv(t)
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
 			var (
-				p      *Provider
+				p      *MeterProvider
 				newErr error
 			)
 			within(t, "NewMeterProvider", func() {
@@ -482,7 +495,7 @@ func TestUnsupportedSettings(t *testing.T) {
 	cases := []struct {
 		name    string
 		env     map[string]string
-		opts    []ProviderOption
+		opts    []MeterProviderOption
 		wantVar string // "" for ErrConflictingExporterOptions
 	}{
 		{name: "exporter unknown", env: map[string]string{envMetricsExporter: "jaeger"}, wantVar: envMetricsExporter},
@@ -495,9 +508,9 @@ func TestUnsupportedSettings(t *testing.T) {
 		},
 		{
 			name: "both exporter kinds",
-			opts: []ProviderOption{
-				WithExporterOptions(otlpmetricgrpc.WithInsecure()),
-				WithHTTPExporterOptions(otlpmetrichttp.WithInsecure()),
+			opts: []MeterProviderOption{
+				WithOTLPMetricGRPCOptions(otlpmetricgrpc.WithInsecure()),
+				WithOTLPMetricHTTPOptions(otlpmetrichttp.WithInsecure()),
 			},
 		},
 	}
@@ -529,7 +542,7 @@ func TestSupportedProtocols(t *testing.T) {
 	cases := []struct {
 		name string
 		env  map[string]string
-		opts []ProviderOption
+		opts []MeterProviderOption
 		http bool // whether the export must arrive over HTTP rather than gRPC
 	}{
 		{name: "default"},
@@ -541,7 +554,7 @@ func TestSupportedProtocols(t *testing.T) {
 		{
 			name: "HTTP options pin http",
 			env:  map[string]string{envProtocol: "grpc"},
-			opts: []ProviderOption{WithHTTPExporterOptions(otlpmetrichttp.WithHeaders(map[string]string{"x-origin": "code"}))},
+			opts: []MeterProviderOption{WithOTLPMetricHTTPOptions(otlpmetrichttp.WithHeaders(map[string]string{"x-origin": "code"}))},
 			http: true,
 		},
 	}
@@ -568,7 +581,7 @@ func TestSupportedProtocols(t *testing.T) {
 	}
 }
 
-func resourceOf(t *testing.T, opts ...ProviderOption) *resource.Resource {
+func resourceOf(t *testing.T, opts ...MeterProviderOption) *resource.Resource {
 	t.Helper()
 	t.Setenv(envMetricsExporter, "none")
 	reader := sdkmetric.NewManualReader()

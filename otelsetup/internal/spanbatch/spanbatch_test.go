@@ -3,16 +3,18 @@ package spanbatch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/pgmqotel/pgmqotel/internal/spanbatch"
+	"github.com/pgmqotel/pgmqotel/otelsetup/internal/spanbatch"
 )
 
 // recorder is an exporter that keeps each export's size and can be made
@@ -333,5 +335,23 @@ func BenchmarkEnd(b *testing.B) {
 				s.End()
 			}
 		})
+	}
+}
+
+// A logger that prints values by reflection (the SDK logs its
+// TracerProvider's processors so when the OpenTelemetry logger is verbose)
+// reads the processor through String, not through its fields, which its
+// goroutine changes meanwhile: no data race under -race.
+func TestLoggedByReflection(t *testing.T) {
+	p := spanbatch.New(&recorder{}, spanbatch.Config{ScheduleDelay: time.Millisecond, MaxExportBatchSize: 1})
+	tp := provider(t, p, sdktrace.AlwaysSample())
+	var out strings.Builder
+	log := funcr.New(func(prefix, args string) { out.WriteString(args) }, funcr.Options{Verbosity: 10})
+	for range 50 {
+		endSpans(tp, 1) // the goroutine exports it at once
+		log.Info("processor", "p", p)
+	}
+	if !strings.Contains(out.String(), "MaxQueueSize: 2048") {
+		t.Fatalf("logged %q, want the settings", out.String()[:min(200, out.Len())])
 	}
 }

@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -157,7 +157,7 @@ func TestOTLPExporterWrapper(t *testing.T) {
 	sink := startSink(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+sink.addr)
 	var exports countingExporterCalls
-	p := newProvider(t, WithOTLPExporterWrapper(nil), WithOTLPExporterWrapper(exports.wrap))
+	p := newProvider(t, WithOTLPMetricExporterWrapper(nil), WithOTLPMetricExporterWrapper(exports.wrap))
 	addOne(t, p, "wrapped.count", 2)
 	shutdown(t, p)
 	// Shutdown flushes, then the reader exports once more as it stops.

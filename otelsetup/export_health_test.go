@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 // whose exports succeed stays healthy.
 func TestProviderExportHealth(t *testing.T) {
 	cleanEnv(t)
-	setErrorHandler(t)
+	captureHandled(t)
 	ctx := context.Background()
 	sink := startSink(t)
-	endpoint := closedPort(t)
-	p, err := NewMeterProvider(ctx, WithExportInterval(time.Hour),
-		WithExporterOptions(otlpmetricgrpc.WithEndpoint(endpoint), otlpmetricgrpc.WithInsecure(),
+	endpoint := deadAddr(t)
+	p, err := NewMeterProvider(ctx, WithMetricExportInterval(time.Hour),
+		WithOTLPMetricGRPCOptions(otlpmetricgrpc.WithEndpoint(endpoint), otlpmetricgrpc.WithInsecure(),
 			otlpmetricgrpc.WithTimeout(200*time.Millisecond), otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false})))
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +35,8 @@ func TestProviderExportHealth(t *testing.T) {
 		t.Fatal("healthy after two failed exports in a row")
 	}
 
-	good, err := NewMeterProvider(ctx, WithExportInterval(time.Hour),
-		WithExporterOptions(otlpmetricgrpc.WithEndpoint(sink.addr), otlpmetricgrpc.WithInsecure()))
+	good, err := NewMeterProvider(ctx, WithMetricExportInterval(time.Hour),
+		WithOTLPMetricGRPCOptions(otlpmetricgrpc.WithEndpoint(sink.addr), otlpmetricgrpc.WithInsecure()))
 	if err != nil {
 		t.Fatal(err)
 	}

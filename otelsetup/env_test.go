@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -253,6 +254,66 @@ func TestNewPropagator(t *testing.T) {
 			slices.Sort(got)
 			if !slices.Equal(got, tc.fields) {
 				t.Errorf("fields %v, want %v", got, tc.fields)
+			}
+		})
+	}
+}
+
+// Issue 18: OTEL_TRACES_EXPORTER is read as OTEL_METRICS_EXPORTER is: a
+// list, in any case, with spaces; an unknown name fails with an error that
+// names the variable and lists the valid values.
+func TestTracesExporterReadLikeMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		toGRPC  bool
+		wantErr bool
+	}{
+		{value: "OTLP", toGRPC: true},
+		{value: " otlp , none ", toGRPC: true},
+		{value: "Otlp,Console", toGRPC: true},
+		{value: "NONE"},
+		{value: "nonesuch", wantErr: true},
+		{value: "otlp,zipkin", wantErr: true},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			clearTraceEnv(t)
+			g, _, gURL, _ := startTraceSinks(t)
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", gURL)
+			t.Setenv("OTEL_TRACES_EXPORTER", tc.value)
+			stdout := captureStdout(t)
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			defer cancel()
+			tp, err := NewTracerProvider(ctx)
+			if tc.wantErr {
+				if err == nil {
+					_ = tp.Shutdown(ctx)
+					t.Fatal("no error")
+				}
+				for _, want := range []string{"OTEL_TRACES_EXPORTER", tc.value, "otlp", "console", "none"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not mention %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tp.Tracer("test").Start(ctx, "probe")
+			span.End()
+			if err := tp.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			if tc.toGRPC {
+				want = []string{"probe"}
+			}
+			if !slices.Equal(g.got(), want) {
+				t.Errorf("the collector got %v, want %v", g.got(), want)
+			}
+			console := strings.Contains(strings.ToLower(tc.value), "console")
+			if printed := strings.Contains(stdout(), `"Name":"probe"`); printed != console {
+				t.Errorf("span printed on standard output: %v, want %v", printed, console)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -15,10 +15,13 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/testcerts"
+	"github.com/pgmqotel/pgmqotel/otelmetrics"
 	"github.com/pgmqotel/pgmqotel/pgmqclient"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 	"github.com/pgmqotel/pgmqotel/queuedepth"
@@ -113,23 +116,19 @@ func recordCollection(t *testing.T, o *outputs, r sdkmetric.Reader) {
 	for _, kv := range rm.Resource.Attributes() {
 		o.add("resource", string(kv.Key)+"="+kv.Value.String())
 	}
-	c := collected{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			c[m.Name] = m
-		}
-	}
-	for name := range c {
-		for _, p := range c.points(name) {
-			for _, kv := range p.attrs.ToSlice() {
-				o.add("attributes", name+" "+string(kv.Key)+"="+kv.Value.String())
+			for _, set := range pointAttributes(m.Data) {
+				for _, kv := range set.ToSlice() {
+					o.add("attributes", m.Name+" "+string(kv.Key)+"="+kv.Value.String())
+				}
 			}
 		}
 	}
 	o.add("collection", fmt.Sprintf("%+v", rm)) // whatever else it holds
 }
 
-func recordSnapshot(t *testing.T, o *outputs, m *Metrics) {
+func recordSnapshot(t *testing.T, o *outputs, m *otelmetrics.Metrics) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
@@ -140,9 +139,11 @@ func recordSnapshot(t *testing.T, o *outputs, m *Metrics) {
 	o.add("snapshot", string(b))
 }
 
-// A DSN password and the values of OTEL_EXPORTER_OTLP_HEADERS never appear
-// in attributes, logs, handled errors, returned errors or snapshots, while
-// the database and the collector fail in every way the fault tests know.
+// A DSN password, the values of OTEL_EXPORTER_OTLP_HEADERS and the content
+// of a TLS client key never appear in attributes, logs, handled errors,
+// returned errors or snapshots, while the database and the collector fail
+// in every way the fault tests know, and the key is refused or does not
+// match its certificate.
 func TestSecretsNeverLeak(t *testing.T) {
 	cleanEnv(t)
 	o := watchOutputs(t)
@@ -181,10 +182,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	u.Host = proxy.Addr()
 	u.User = url.UserPassword(u.User.Username(), secrets["DSN password"])
 	livePool := newSecretPool(t, u.String())
-	deadPool := newSecretPool(t, "postgres://postgres:"+secrets["DSN password"]+"@"+closedPort(t)+"/nowhere?connect_timeout=1")
+	deadPool := newSecretPool(t, "postgres://postgres:"+secrets["DSN password"]+"@"+deadAddr(t)+"/nowhere?connect_timeout=1")
 
 	// A collector that is not there, and one that accepts and never answers.
-	silent, err := faultproxy.Listen(closedPort(t))
+	silent, err := faultproxy.Listen(deadAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := silent.Blackhole(); err != nil {
 		t.Fatal(err)
 	}
-	collectors := map[string]string{"nothing listening": closedPort(t), "never answers": silent.Addr()}
+	collectors := map[string]string{"nothing listening": deadAddr(t), "never answers": silent.Addr()}
 
 	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTPProtobuf} {
 		for name, addr := range collectors {
@@ -202,11 +203,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 				exportErrors := o.count("otel.Handle", "metrics")
 				reader := sdkmetric.NewManualReader()
 				p := newProvider(t, WithReader(reader))
-				live, err := New(WithMeterProvider(p), WithPool("", livePool), WithQueueSampler(queuesampler.Config{Conn: livePool.Config(), MinInterval: -1, SampleTimeout: faultTimeout}))
+				live, err := otelmetrics.New(append(p.MetricsOptions(), otelmetrics.WithPool("", livePool),
+					otelmetrics.WithQueueSampler(queuesampler.Config{Conn: livePool.Config(), MinInterval: -1, SampleTimeout: faultTimeout}))...)
 				if err != nil {
 					t.Fatal(err)
 				}
-				dead, err := New(WithMeterProvider(p), WithPool("", deadPool), WithQueueSampler(queuesampler.Config{Conn: deadPool.Config(), Depth: queuedepth.Options{Queues: []string{"secret_q"}}, MinInterval: -1, SampleTimeout: faultTimeout, NoElection: true}))
+				dead, err := otelmetrics.New(append(p.MetricsOptions(), otelmetrics.WithPool("", deadPool),
+					otelmetrics.WithQueueSampler(queuesampler.Config{Conn: deadPool.Config(), Depth: queuedepth.Options{Queues: []string{"secret_q"}},
+						MinInterval: -1, SampleTimeout: faultTimeout, NoElection: true}))...)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -236,7 +240,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 				}
 				r1.Finish()
 				r2.Finish()
-				for _, m := range []*Metrics{live, dead} {
+				for _, m := range []*otelmetrics.Metrics{live, dead} {
 					if err := m.Close(); err != nil {
 						o.add("Close error", err.Error())
 					}
@@ -249,20 +253,118 @@ func TestSecretsNeverLeak(t *testing.T) {
 			})
 		}
 	}
+	tlsKeyPaths(t, o)
 	o.add("gRPC log", grpcLog.String())
-	o.add("pool names", PoolName(livePool)+" "+PoolName(deadPool))
+	o.add("pool names", otelmetrics.PoolName(livePool)+" "+otelmetrics.PoolName(deadPool))
 
 	// The outputs hold the failures, so the check is not vacuous.
 	for where, substr := range map[string]string{
-		"otel.Handle":      "failed to connect", // the dead database
-		"snapshot":         "connect",           // its error, as served
-		"ForceFlush error": "",
+		"otel.Handle":               "failed to connect",             // the dead database
+		"snapshot":                  "connect",                       // its error, as served
+		"ForceFlush error":          "",                              //
+		"NewMeterProvider error":    "OTEL_EXPORTER_OTLP_CLIENT_KEY", // a key that does not match
+		"NewTracerProvider error":   "OTEL_EXPORTER_OTLP_CLIENT_KEY", //
+		"TLS ForceFlush error":      "client certificate",            // a key the Collector refuses
+		"TLS otel.Handle (refused)": "client certificate",            //
 	} {
 		if o.count(where, substr) == 0 {
 			t.Errorf("no %s output mentions %q", where, substr)
 		}
 	}
 	o.check(t)
+}
+
+// tlsKeyPaths adds the outputs of the TLS key paths: a client key that
+// does not match its certificate, and a client certificate and key that
+// the Collector refuses, for both providers. A line of the key file's
+// content becomes a secret that no output may hold.
+func tlsKeyPaths(t *testing.T, o *outputs) {
+	t.Helper()
+	ca, other := testcerts.NewCA(t, "secrets"), testcerts.NewCA(t, "other")
+	client, mismatched := ca.Client(t, "app"), other.Client(t, "app")
+	key, err := os.ReadFile(client.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets["client key content"] = strings.Split(string(key), "\n")[1]
+	t.Cleanup(func() { delete(secrets, "client key content") })
+
+	cleanEnv(t)
+	clearTraceEnv(t)
+	// The Collector trusts only client certificates of the other CA.
+	sink := startTLSSink(t, ca.Server(t, "collector"), other)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://"+sink.addr)
+	t.Setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.CertFile)
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", mismatched.CertFile)
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", client.KeyFile)
+	if _, err := NewMeterProvider(context.Background()); err != nil {
+		o.add("NewMeterProvider error", err.Error())
+	}
+	if _, err := NewTracerProvider(context.Background()); err != nil {
+		o.add("NewTracerProvider error", err.Error())
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", client.CertFile)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	reported := o.count("otel.Handle", "client certificate")
+	p := newProvider(t, WithMetricExportInterval(20*time.Millisecond))
+	tp, err := NewTracerProvider(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addOne(t, p, "secrets.tls.count", 1)
+	_, span := tp.Tracer("secrets").Start(context.Background(), "refused")
+	span.End()
+	eventually(t, hangGuard, "the refused exports of both signals", func() bool {
+		return o.count("otel.Handle", "client certificate") >= reported+2
+	})
+	o.add("TLS otel.Handle (refused)", strings.Join(o.texts["otel.Handle"], "\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil {
+		o.add("TLS ForceFlush error", err.Error())
+	}
+	_, span = tp.Tracer("secrets").Start(context.Background(), "refused")
+	span.End()
+	for what, shut := range map[string]func(context.Context) error{"meter": p.Shutdown, "tracer": tp.Shutdown} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		if err := shut(ctx); err != nil {
+			o.add("TLS Shutdown error ("+what+")", err.Error())
+		}
+		cancel()
+	}
+}
+
+// faultTimeout bounds a sample against a database that fails.
+const faultTimeout = 500 * time.Millisecond
+
+// pointAttributes returns the attribute sets of a metric's data points.
+func pointAttributes(data metricdata.Aggregation) []attribute.Set {
+	var out []attribute.Set
+	switch d := data.(type) {
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Gauge[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Sum[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	case metricdata.Histogram[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Attributes)
+		}
+	}
+	return out
 }
 
 func newSecretPool(t *testing.T, dsn string) *pgxpool.Pool {

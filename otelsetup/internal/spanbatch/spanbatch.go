@@ -33,6 +33,9 @@ type Config struct {
 	// queue that reaches it is exported at once. It is cut to
 	// MaxQueueSize.
 	MaxExportBatchSize int
+	// HandleError receives the error of each failed export; nil means
+	// otel.Handle. ForceFlush and Shutdown also return theirs.
+	HandleError func(error)
 }
 
 func (c Config) withDefaults() Config {
@@ -49,6 +52,9 @@ func (c Config) withDefaults() Config {
 		c.MaxExportBatchSize = DefaultMaxExportBatchSize
 	}
 	c.MaxExportBatchSize = min(c.MaxExportBatchSize, c.MaxQueueSize)
+	if c.HandleError == nil {
+		c.HandleError = otel.Handle
+	}
 	return c
 }
 
@@ -169,7 +175,7 @@ func (p *Processor) take(fullOnly bool) ([]sdktrace.ReadOnlySpan, int) {
 // export sends the queue to the exporter, a batch per call, until it is
 // empty (or holds less than a batch, when fullOnly) or ctx ends. When ctx
 // ends first, final (Shutdown) drops what is left and says so; otherwise
-// it stays queued for the next export. Export errors go to otel.Handle;
+// it stays queued for the next export. Export errors go to HandleError;
 // the first is returned.
 func (p *Processor) export(ctx context.Context, fullOnly, final bool) error {
 	select {
@@ -201,7 +207,7 @@ func (p *Processor) export(ctx context.Context, fullOnly, final bool) error {
 		err := p.exp.ExportSpans(ectx, batch)
 		cancel()
 		if err != nil {
-			otel.Handle(err)
+			p.cfg.HandleError(err)
 			if first == nil {
 				first = err
 			}
@@ -266,6 +272,15 @@ type DropError struct {
 // Error implements error.
 func (e *DropError) Error() string {
 	return fmt.Sprintf("spanbatch: dropped %d spans: %s", e.Dropped, e.Reason)
+}
+
+// String describes the processor by its settings. Loggers that print
+// values by reflection (the SDK logs its TracerProvider's processors) use
+// it instead of reading the processor's fields while its goroutine
+// changes them.
+func (p *Processor) String() string {
+	return fmt.Sprintf("spanbatch.Processor{ScheduleDelay: %v, ExportTimeout: %v, MaxQueueSize: %d, MaxExportBatchSize: %d}",
+		p.cfg.ScheduleDelay, p.cfg.ExportTimeout, p.cfg.MaxQueueSize, p.cfg.MaxExportBatchSize)
 }
 
 // Queued returns how many spans wait for export.

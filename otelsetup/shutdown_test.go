@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func TestShutdownHasNoSpuriousCancelErrors(t *testing.T) {
 	handled := captureHandled(t)
 	const runs = 40
 	for i := range runs {
-		p, err := NewMeterProvider(context.Background(), WithExportInterval(20*time.Millisecond))
+		p, err := NewMeterProvider(context.Background(), WithMetricExportInterval(20*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package otelmetrics
+package otelsetup
 
 import (
 	"fmt"
@@ -17,13 +17,15 @@ import (
 // a log line that names neither the variable nor what is used instead
 // (OTEL_EXPORTER_OTLP_ENDPOINT=127.0.0.1:4317 falls back to
 // localhost:4317; OTEL_METRIC_EXPORT_INTERVAL=5s to 60 s; a compression
-// of "GZIP" to none). checkEnv reads the same variables the same way
-// before the SDK does and reports every such value once:
+// of "GZIP" to none). checkMetricsEnv and checkTracesEnv read the same
+// variables the same way before the SDK does and report every such value
+// once:
 //
-//   - as an *EnvError, failing NewMeterProvider, where the fallback would
-//     send metrics elsewhere than meant or the SDK would log its own
-//     (repeated, vaguer) message: endpoints, headers, INSECURE, timeouts
-//     and intervals, resource attributes, the Prometheus port;
+//   - as an *EnvError, failing NewMeterProvider or NewTracerProvider,
+//     where the fallback would send telemetry elsewhere than meant or the
+//     SDK would log its own (repeated, vaguer) message: exporter names,
+//     protocols, endpoints, headers, INSECURE, timeouts and intervals, TLS
+//     files, resource attributes, the Prometheus port;
 //   - as one *EnvWarning handed to otel.Handle where the specification
 //     says to warn and carry on and the fallback still exports:
 //     OTEL_SDK_DISABLED and the enumerations (compression, temporality,
@@ -31,11 +33,13 @@ import (
 //     OTEL_EXPORTER_OTLP_INSECURE is an error: the SDK's fallback turns
 //     TLS on and the exports fail.
 //
-// Header values are secrets: they are never part of a message.
+// Header values and key files are secrets: they are never part of a
+// message.
 
-// EnvError reports an OTEL_* variable whose value NewMeterProvider cannot
-// honour. It fails the call instead of being guessed around, because a wrong
-// guess sends metrics nowhere without a word.
+// EnvError reports an OTEL_* variable whose value NewMeterProvider or
+// NewTracerProvider cannot honour. It fails the call instead of being
+// guessed around, because a wrong guess sends telemetry nowhere without a
+// word.
 type EnvError struct {
 	Name      string // the variable
 	Value     string // its value ("<not shown>" for secrets)
@@ -46,7 +50,7 @@ type EnvError struct {
 
 // Error implements error.
 func (e *EnvError) Error() string {
-	msg := fmt.Sprintf("otelmetrics: unsupported %s=%q (supported: %s)", e.Name, e.Value, e.Supported)
+	msg := fmt.Sprintf("otelsetup: unsupported %s=%q (supported: %s)", e.Name, e.Value, e.Supported)
 	if e.Instead != "" {
 		msg += "; the SDK would have used " + e.Instead + " instead"
 	}
@@ -54,8 +58,8 @@ func (e *EnvError) Error() string {
 }
 
 // EnvWarning reports an OTEL_* value that the specification says to warn
-// about and replace: NewMeterProvider hands it to otel.Handle and goes on
-// with Using.
+// about and replace: NewMeterProvider and NewTracerProvider hand it to
+// otel.Handle and go on with Using.
 type EnvWarning struct {
 	Name      string // the variable
 	Value     string // its value
@@ -65,16 +69,15 @@ type EnvWarning struct {
 
 // Error implements error (for otel.Handle).
 func (w *EnvWarning) Error() string {
-	return fmt.Sprintf("otelmetrics: warning: %s=%q is not one of %s; using %s", w.Name, w.Value, w.Supported, w.Using)
+	return fmt.Sprintf("otelsetup: warning: %s=%q is not one of %s; using %s", w.Name, w.Value, w.Supported, w.Using)
 }
 
-// Variables checked here besides those in setup.go.
+// Variables checked here besides those in exporter_env.go.
 const (
-	envEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
-	envMetricsEndpoint = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
-	envResourceAttrs   = "OTEL_RESOURCE_ATTRIBUTES"
-	envPromHost        = "OTEL_EXPORTER_PROMETHEUS_HOST"
-	envPromPort        = "OTEL_EXPORTER_PROMETHEUS_PORT"
+	envEndpoint      = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	envResourceAttrs = "OTEL_RESOURCE_ATTRIBUTES"
+	envPromHost      = "OTEL_EXPORTER_PROMETHEUS_HOST"
+	envPromPort      = "OTEL_EXPORTER_PROMETHEUS_PORT"
 )
 
 // lookup returns a variable's value; set is false when it is unset or
@@ -84,15 +87,15 @@ func lookup(name string) (v string, set bool) {
 	return v, v != ""
 }
 
-// checkEnv checks the variables the readers in use will read: OTLP ones
-// only with an OTLP exporter, the periodic reader's with a periodic
-// reader (OTLP or console), Prometheus ones with Prometheus. It returns
-// the first error; warnings go to otel.Handle as they are found.
-func checkEnv(otlp, periodic, prometheus bool) error {
+// checkMetricsEnv checks the variables the metric readers in use will
+// read: OTLP ones only with an OTLP exporter, the periodic reader's with a
+// periodic reader (OTLP or console), Prometheus ones with Prometheus. It
+// returns the first error; warnings go to otel.Handle as they are found.
+func checkMetricsEnv(exporters exporterList) error {
 	if err := checkResourceAttributes(); err != nil {
 		return err
 	}
-	if periodic {
+	if exporters.has(ExporterOTLP) || exporters.has(ExporterConsole) {
 		for _, v := range []struct{ name, def string }{
 			{"OTEL_METRIC_EXPORT_INTERVAL", "60000"},
 			{"OTEL_METRIC_EXPORT_TIMEOUT", "30000"},
@@ -103,43 +106,64 @@ func checkEnv(otlp, periodic, prometheus bool) error {
 		}
 	}
 	warnEnum("OTEL_METRICS_EXEMPLAR_FILTER", true, "trace_based (the default)", "trace_based", "always_on", "always_off")
-	if prometheus {
+	if exporters.has(ExporterPrometheus) {
 		if v, set := lookup(envPromPort); set {
 			if n, err := strconv.Atoi(v); err != nil || n < 0 || n > math.MaxUint16 {
 				return &EnvError{Name: envPromPort, Value: v, Supported: "a TCP port number, 0 to 65535"}
 			}
 		}
 	}
-	if !otlp {
+	if !exporters.has(ExporterOTLP) {
 		return nil
 	}
-	for _, name := range []string{envEndpoint, envMetricsEndpoint} {
-		if err := checkEndpoint(name); err != nil {
-			return err
-		}
-	}
-	for _, suffix := range []string{"", "METRICS_"} {
-		if err := checkHeaders("OTEL_EXPORTER_OTLP_" + suffix + "HEADERS"); err != nil {
-			return err
-		}
-		if err := checkMillis("OTEL_EXPORTER_OTLP_"+suffix+"TIMEOUT", "10000"); err != nil {
-			return err
-		}
-		// The SDK compares with "gzip" exactly; anything else is no compression.
-		warnEnum("OTEL_EXPORTER_OTLP_"+suffix+"COMPRESSION", false, "none (no compression)", "gzip", "none")
-		// Not a warning, though a boolean: the SDK reads anything but
-		// "true" as false, which turns TLS on even for an http:// endpoint,
-		// so the exports fail against a plain-text collector.
-		if v, set := lookup("OTEL_EXPORTER_OTLP_" + suffix + "INSECURE"); set &&
-			!strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
-			return &EnvError{Name: "OTEL_EXPORTER_OTLP_" + suffix + "INSECURE", Value: v, Supported: "true, false",
-				Instead: "false, which means TLS even for an http:// endpoint"}
-		}
+	if err := checkOTLPEnv("METRICS"); err != nil {
+		return err
 	}
 	warnEnum("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", true, "cumulative (the default)", "cumulative", "delta", "lowmemory")
 	warnEnum("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", true,
 		"explicit_bucket_histogram (the default)", "explicit_bucket_histogram", "base2_exponential_bucket_histogram")
 	return nil
+}
+
+// checkTracesEnv checks the variables the span exporters in use will read.
+func checkTracesEnv(exporters exporterList) error {
+	if err := checkResourceAttributes(); err != nil {
+		return err
+	}
+	if !exporters.has(ExporterOTLP) {
+		return nil
+	}
+	return checkOTLPEnv("TRACES")
+}
+
+// checkOTLPEnv checks the OTLP exporter's variables of signal ("METRICS"
+// or "TRACES"), the general ones and the signal's own, which the SDK reads
+// alike.
+func checkOTLPEnv(signal string) error {
+	for _, s := range []string{"", signal} {
+		if err := checkEndpoint(otlpVar(s, "ENDPOINT")); err != nil {
+			return err
+		}
+	}
+	for _, s := range []string{"", signal} {
+		if err := checkHeaders(otlpVar(s, "HEADERS")); err != nil {
+			return err
+		}
+		if err := checkMillis(otlpVar(s, "TIMEOUT"), "10000"); err != nil {
+			return err
+		}
+		// The SDK compares with "gzip" exactly; anything else is no compression.
+		warnEnum(otlpVar(s, "COMPRESSION"), false, "none (no compression)", "gzip", "none")
+		// Not a warning, though a boolean: the SDK reads anything but
+		// "true" as false, which turns TLS on even for an http:// endpoint,
+		// so the exports fail against a plain-text collector.
+		if v, set := lookup(otlpVar(s, "INSECURE")); set &&
+			!strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+			return &EnvError{Name: otlpVar(s, "INSECURE"), Value: v, Supported: "true, false",
+				Instead: "false, which means TLS even for an http:// endpoint"}
+		}
+	}
+	return checkTLSFiles(signal)
 }
 
 // warnSDKDisabled warns about an OTEL_SDK_DISABLED that is neither true
