@@ -88,6 +88,17 @@ func TestLoadConfig(t *testing.T) {
 		}
 	})
 
+	t.Run("env inside a DSN", func(t *testing.T) {
+		t.Setenv("PGMQ_TEST_PASSWORD", "s3cret")
+		cfg := loadConfig(t, component.NewIDWithName(metadata.Type, "embedded"))
+		if err := confmap.Validate(cfg); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		if got := string(cfg.Databases[0].DSN); got != "postgres://monitor:s3cret@db.example:5432/app?sslmode=disable" {
+			t.Fatalf("dsn %q", got)
+		}
+	})
+
 	t.Run("election off", func(t *testing.T) {
 		cfg := loadConfig(t, component.NewIDWithName(metadata.Type, "no_election"))
 		if err := confmap.Validate(cfg); err != nil || cfg.Election.Enabled {

@@ -46,7 +46,7 @@ func TestCollectorConfigsValidate(t *testing.T) {
 	tempo := filepath.Join(root, "collector", "tempo.yaml")
 	datadog := filepath.Join(root, "collector", "datadog.yaml")
 	pgmq := filepath.Join(root, "collector", "pgmq-receiver.yaml")
-	pgmqEnv := []string{"PGMQ_DATABASE_URL=postgres://monitor:${env:PGMQ_PASSWORD}@db.example:5432/app?sslmode=verify-full", "PGMQ_PASSWORD=s3cret"}
+	pgmqEnv := []string{"PGMQ_DATABASE_URL=postgres://monitor:s3cret@db.example:5432/app?sslmode=verify-full"}
 	for _, tc := range []struct {
 		name  string
 		files []string
