@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,9 +72,10 @@ type executor struct {
 	simple bool
 	inTx   bool
 	prefix *stmt
-	// slowest is the longest round trip of this sample so far: a round
-	// trip is started only while the sample's deadline leaves that much.
-	slowest time.Duration
+	// trips are the durations of this sample's round trips so far: a
+	// round trip is started only while the sample's deadline leaves their
+	// median (see timeLeft).
+	trips []time.Duration
 }
 
 // run runs stmts and returns one result and one error per statement; its
@@ -103,7 +105,7 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 			if err != nil {
 				return nil, nil, err
 			}
-			e.slowest = max(e.slowest, time.Since(began))
+			e.trips = append(e.trips, time.Since(began))
 			txs = txs[n:]
 		}
 		pending = pending[:0]
@@ -123,20 +125,25 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 // joined statements together; behind a pooler or in the simple protocol,
 // consecutive statements up to txQueues queue tables.
 // timeLeft fails, matching context.DeadlineExceeded, when ctx's deadline
-// leaves less than the slowest round trip of the sample so far. The sample
-// then stops between round trips, with nothing in flight: a round trip cut
-// by the deadline would make pgx close the connection, and the next
-// sample would start on a new session, cold (the server's caches of every
-// queue table to fill again), as slow as this one. Stopping here keeps
-// the session and what it warmed for the next sample.
+// leaves less than a round trip of this sample takes (the median of those
+// so far: one that waited out a lock, or the long recheck of a locked
+// table, is no guide to the next). The sample then stops between round
+// trips, with nothing in flight: a round trip cut by the deadline would
+// make pgx close the connection, and the next sample would start on a new
+// session, cold (the server's caches of every queue table to fill again),
+// as slow as this one. Stopping here keeps the session and what it warmed
+// for the next sample.
 func (e *executor) timeLeft(ctx context.Context) error {
 	deadline, ok := ctx.Deadline()
-	if !ok || e.slowest == 0 {
+	if !ok || len(e.trips) == 0 {
 		return nil
 	}
-	if left := time.Until(deadline); left < e.slowest {
+	sorted := slices.Clone(e.trips)
+	slices.Sort(sorted)
+	trip := sorted[(len(sorted)-1)/2]
+	if left := time.Until(deadline); left < trip {
 		return fmt.Errorf("stopped between round trips with %v of the sample's time left, less than a round trip (%v), keeping the session: %w",
-			left.Round(time.Millisecond), e.slowest.Round(time.Millisecond), context.DeadlineExceeded)
+			left.Round(time.Millisecond), trip.Round(time.Millisecond), context.DeadlineExceeded)
 	}
 	return nil
 }
