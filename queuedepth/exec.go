@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -70,6 +72,10 @@ type executor struct {
 	simple bool
 	inTx   bool
 	prefix *stmt
+	// trips are the durations of this sample's round trips so far: a
+	// round trip is started only while the sample's deadline leaves their
+	// median (see timeLeft).
+	trips []time.Duration
 }
 
 // run runs stmts and returns one result and one error per statement; its
@@ -86,6 +92,10 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 		txs := e.pack(stmts, pending)
 		for len(txs) > 0 {
 			n := e.perRoundTrip(stmts, txs)
+			if err := e.timeLeft(ctx); err != nil {
+				return nil, nil, err
+			}
+			began := time.Now()
 			var err error
 			if e.simple {
 				err = e.query(ctx, stmts, txs[0], results, errs)
@@ -95,6 +105,7 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 			if err != nil {
 				return nil, nil, err
 			}
+			e.trips = append(e.trips, time.Since(began))
 			txs = txs[n:]
 		}
 		pending = pending[:0]
@@ -113,6 +124,30 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 // pack groups the pending statements into transactions: the sampler's
 // joined statements together; behind a pooler or in the simple protocol,
 // consecutive statements up to txQueues queue tables.
+// timeLeft fails, matching context.DeadlineExceeded, when ctx's deadline
+// leaves less than a round trip of this sample takes (the median of those
+// so far: one that waited out a lock, or the long recheck of a locked
+// table, is no guide to the next). The sample then stops between round
+// trips, with nothing in flight: a round trip cut by the deadline would
+// make pgx close the connection, and the next sample would start on a new
+// session, cold (the server's caches of every queue table to fill again),
+// as slow as this one. Stopping here keeps the session and what it warmed
+// for the next sample.
+func (e *executor) timeLeft(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok || len(e.trips) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(e.trips)
+	slices.Sort(sorted)
+	trip := sorted[(len(sorted)-1)/2]
+	if left := time.Until(deadline); left < trip {
+		return fmt.Errorf("stopped between round trips with %v of the sample's time left, less than a round trip (%v), keeping the session: %w",
+			left.Round(time.Millisecond), trip.Round(time.Millisecond), context.DeadlineExceeded)
+	}
+	return nil
+}
+
 func (e *executor) pack(stmts []stmt, pending []int) [][]int {
 	var txs [][]int
 	var cur []int

@@ -9,7 +9,7 @@
 // error type and reporting each distinct one once.
 //
 // It is what package otelmetrics turns into asynchronous instruments, and
-// what the Collector receiver (collector/receiver/pgmqreceiver) turns into
+// what the Collector receiver (collector/pgmqreceiver) turns into
 // Collector metrics: both read the same Sample. One Sampler covers one
 // database; sample several by making several.
 //

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: every test of both modules under the race
+# The project's test command: every test of the three modules (the root,
+# the Collector receiver in collector/pgmqreceiver, e2e) under the race
 # detector, against the PostgreSQL at DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres), plus short fuzz runs.
 # Extra arguments go to `go test` (for example -run or -v).
@@ -32,6 +33,7 @@ run() {
 }
 
 run . -race -count=1 "$@" ./...
+run collector/pgmqreceiver -race -count=1 "$@" ./...
 # -p 1: the e2e packages each start a Collector and a Prometheus on free
 # loopback ports; one package at a time keeps them from racing for ports
 # and CPU on a small machine.

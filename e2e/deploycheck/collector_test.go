@@ -45,6 +45,8 @@ func TestCollectorConfigsValidate(t *testing.T) {
 	base := filepath.Join(root, "collector-config.yaml")
 	tempo := filepath.Join(root, "collector", "tempo.yaml")
 	datadog := filepath.Join(root, "collector", "datadog.yaml")
+	pgmq := filepath.Join(root, "collector", "pgmq-receiver.yaml")
+	pgmqEnv := []string{"PGMQ_DATABASE_URL=postgres://monitor:s3cret@db.example:5432/app?sslmode=verify-full"}
 	for _, tc := range []struct {
 		name  string
 		files []string
@@ -54,6 +56,11 @@ func TestCollectorConfigsValidate(t *testing.T) {
 		{"tempo", []string{base, tempo}, nil},
 		{"datadog", []string{base, datadog}, []string{"DD_API_KEY=0123456789abcdef"}},
 		{"tempo and datadog", []string{base, tempo, datadog}, nil},
+		{"pgmq receiver", []string{base, pgmq}, pgmqEnv},
+		{"pgmq receiver and tempo", []string{base, tempo, pgmq}, pgmqEnv},
+		// docker-compose.yml's pgmq-receiver service, as it runs.
+		{"pgmq receiver in compose", append([]string{base, pgmq}, strings.TrimPrefix(composeReceiverArgs[2], "--config=")),
+			append(envList(composeReceiverEnv), "PGMQ_DATABASE_URL=postgres://postgres:postgres@postgres:5432/postgres?sslmode=disable")},
 		{"overridden endpoints", []string{base}, []string{
 			"OTLP_GRPC_ENDPOINT=127.0.0.1:14317", "OTLP_HTTP_ENDPOINT=127.0.0.1:14318",
 			"PROMETHEUS_EXPORTER_ENDPOINT=127.0.0.1:18889", "OTLP_BACKEND_ENDPOINT=tempo.example:4317",
@@ -89,6 +96,60 @@ func TestCollectorConfigsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The pgmq receiver's configuration errors stop the real Collector with a
+// message naming the field: an empty database list, a DSN that does not
+// parse, an interval below the minimum, a TTL shorter than an interval.
+func TestReceiverConfigRejected(t *testing.T) {
+	root := repoRoot(t)
+	base := filepath.Join(root, "collector-config.yaml")
+	pgmq := filepath.Join(root, "collector", "pgmq-receiver.yaml")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, overlay string
+		env           []string
+		mention       string
+	}{
+		{"empty database list", "receivers:\n  pgmq:\n    databases: []\n", nil, "receivers::pgmq: databases: at least one database is required"},
+		{"unset DSN", "", []string{"PGMQ_DATABASE_URL="}, "receivers::pgmq::databases::0: dsn: empty"},
+		{"bad DSN", "", []string{"PGMQ_DATABASE_URL=postgres://monitor:s3cret@db.example:notaport/app"}, "receivers::pgmq::databases::0: dsn: cannot parse"},
+		{"interval below the minimum", "", []string{"PGMQ_COLLECTION_INTERVAL=500ms"}, "receivers::pgmq: collection_interval: 500ms is below the minimum of 1s"},
+		{"TTL too short", "receivers:\n  pgmq:\n    election:\n      ttl: 5s\n", nil, "receivers::pgmq: election::ttl: 5s must exceed"},
+		{"TLS twice", "receivers:\n  pgmq:\n    databases:\n      - dsn: postgres://db.example/app?sslmode=require\n        tls:\n          ca_file: /etc/ssl/ca.pem\n", nil,
+			"receivers::pgmq::databases::0: tls: the dsn also sets TLS parameters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := []string{base, pgmq}
+			if tc.overlay != "" {
+				overlay := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+				if err := os.WriteFile(overlay, []byte(tc.overlay), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, overlay)
+			}
+			env := append([]string{"PGMQ_DATABASE_URL=postgres://monitor@db.example/app"}, tc.env...)
+			out, err := validate(t, env, files...)
+			if err == nil {
+				t.Fatalf("validate accepted it:\n%s", out)
+			}
+			if !strings.Contains(out, tc.mention) {
+				t.Errorf("validate error does not say %q:\n%s", tc.mention, out)
+			}
+			if strings.Contains(out, "s3cret") {
+				t.Errorf("validate printed the password:\n%s", out)
+			}
+		})
+	}
+}
+
+// envList writes env as NAME=value pairs.
+func envList(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // traceBackend is an OTLP gRPC trace receiver standing in for Jaeger or

@@ -20,9 +20,14 @@ var noHealthcheck = map[string]string{
 	"otel-collector": "the contrib image is distroless: no shell or HTTP client to probe with",
 }
 
+// receiverProfile is the compose profile that adds the Collector with the
+// pgmq receiver.
+const receiverProfile = "receiver"
+
 // loadCompose parses docker-compose.yml with the compose-spec loader (the
-// library docker compose itself uses), resolving relative paths.
-func loadCompose(t *testing.T) *types.Project {
+// library docker compose itself uses), resolving relative paths, with the
+// given profiles enabled.
+func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
 	root := repoRoot(t)
 	opts, err := cli.NewProjectOptions(
@@ -30,6 +35,7 @@ func loadCompose(t *testing.T) *types.Project {
 		cli.WithWorkingDirectory(root),
 		cli.WithName("pgmqotel"),
 		cli.WithResolvedPaths(true),
+		cli.WithProfiles(profiles),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -58,17 +64,28 @@ func pinned(ref string) string {
 	return ""
 }
 
-func TestComposeServices(t *testing.T) {
-	p := loadCompose(t)
-	want := []string{"grafana", "jaeger", "orchestrator", "otel-collector", "postgres", "prometheus"}
-	if got := slices.Sorted(func(yield func(string) bool) {
+// serviceNames lists a project's enabled services, sorted.
+func serviceNames(p *types.Project) []string {
+	return slices.Sorted(func(yield func(string) bool) {
 		for name := range p.Services {
 			if !yield(name) {
 				return
 			}
 		}
-	}); !slices.Equal(got, want) {
+	})
+}
+
+func TestComposeServices(t *testing.T) {
+	want := []string{"grafana", "jaeger", "orchestrator", "otel-collector", "postgres", "prometheus"}
+	if got := serviceNames(loadCompose(t)); !slices.Equal(got, want) {
 		t.Fatalf("services %v, want %v", got, want)
+	}
+	// The receiver profile adds pgmq-receiver; every check below covers it.
+	p := loadCompose(t, receiverProfile)
+	want = append(want, "pgmq-receiver")
+	slices.Sort(want)
+	if got := serviceNames(p); !slices.Equal(got, want) {
+		t.Fatalf("services with the %s profile %v, want %v", receiverProfile, got, want)
 	}
 
 	for name, s := range p.Services {
@@ -130,7 +147,7 @@ func TestComposeServices(t *testing.T) {
 
 // TestComposeWiring checks what the services must agree on, across files.
 func TestComposeWiring(t *testing.T) {
-	p := loadCompose(t)
+	p := loadCompose(t, receiverProfile)
 	root := repoRoot(t)
 
 	deps := map[string][]string{}
@@ -145,6 +162,7 @@ func TestComposeWiring(t *testing.T) {
 		"otel-collector": {"jaeger"},
 		"prometheus":     {"otel-collector"},
 		"grafana":        {"prometheus"},
+		"pgmq-receiver":  {"otel-collector", "postgres"},
 	}
 	for name, want := range wantDeps {
 		if !slices.Equal(deps[name], want) {
@@ -157,6 +175,31 @@ func TestComposeWiring(t *testing.T) {
 	if !slices.Contains(col.Command, "--config=/etc/otelcol-contrib/config.yaml") ||
 		!mounts(col, filepath.Join(root, "collector-config.yaml"), "/etc/otelcol-contrib/config.yaml") {
 		t.Errorf("otel-collector does not run the mounted collector-config.yaml: command %v", col.Command)
+	}
+
+	// The receiver's Collector runs the shipped configuration with the
+	// receiver's file merged on top, samples the compose database and sends
+	// the queue metrics to otel-collector by OTLP (TestCollectorConfigsValidate
+	// validates this very command line).
+	rcv := p.Services["pgmq-receiver"]
+	if !slices.Equal(rcv.Command, composeReceiverArgs) ||
+		!mounts(rcv, filepath.Join(root, "collector-config.yaml"), "/etc/otelcol/config.yaml") ||
+		!mounts(rcv, filepath.Join(root, "collector", "pgmq-receiver.yaml"), "/etc/otelcol/pgmq-receiver.yaml") {
+		t.Errorf("pgmq-receiver does not run the mounted configurations: command %v", rcv.Command)
+	}
+	if rcv.Build == nil || rcv.Build.Context != root || rcv.Build.Dockerfile != "e2e/cmd/otelcol/Dockerfile" {
+		t.Errorf("pgmq-receiver is not built from e2e/cmd/otelcol/Dockerfile at the repository root: %+v", rcv.Build)
+	}
+	if !slices.Equal(rcv.Profiles, []string{receiverProfile}) {
+		t.Errorf("pgmq-receiver profiles %v, want [%s]", rcv.Profiles, receiverProfile)
+	}
+	for k, want := range composeReceiverEnv {
+		if got := rcv.Environment[k]; got == nil || *got != want {
+			t.Errorf("pgmq-receiver %s = %v, want %q", k, got, want)
+		}
+	}
+	if dsn := *rcv.Environment["PGMQ_DATABASE_URL"]; dsn != *p.Services["orchestrator"].Environment["DATABASE_URL"] {
+		t.Errorf("pgmq-receiver samples %s, the orchestrator uses %s", dsn, *p.Services["orchestrator"].Environment["DATABASE_URL"])
 	}
 
 	// The orchestrator talks to the collector and the database as documented.
@@ -228,6 +271,21 @@ func TestComposeWiring(t *testing.T) {
 		}
 	}
 }
+
+// composeReceiverArgs and composeReceiverEnv are the pgmq-receiver
+// service's command line and environment.
+var (
+	composeReceiverArgs = []string{
+		"--config=/etc/otelcol/config.yaml",
+		"--config=/etc/otelcol/pgmq-receiver.yaml",
+		"--config=yaml:service::pipelines::metrics/pgmq::exporters: [otlp_grpc/backend]",
+	}
+	composeReceiverEnv = map[string]string{
+		"PGMQ_DATABASE_URL":        "postgres://postgres:postgres@postgres:5432/postgres?sslmode=disable",
+		"PGMQ_COLLECTION_INTERVAL": "5s",
+		"OTLP_BACKEND_ENDPOINT":    "otel-collector:4317",
+	}
+)
 
 // mounts reports whether s bind-mounts source at target.
 func mounts(s types.ServiceConfig, source, target string) bool {

@@ -6,16 +6,51 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 )
 
 // collectorSources are the files whose content decides the Collector
-// binary, relative to the e2e module.
+// binary, relative to the e2e module. The repository's own Go code it
+// builds in (the pgmq receiver and the packages it imports, through the
+// e2e module's replace directives) is hashed too: see localSources.
 var collectorSources = []string{"go.mod", "go.sum", "cmd/otelcol/main.go"}
+
+// localSources lists the repository's Go sources and module files outside
+// e2e/ and examples/ (tests and test data left out), when e2eDir is the
+// e2e module of a repository: whatever of them the Collector builds in,
+// a change to any rebuilds it.
+func localSources(e2eDir string) ([]string, error) {
+	root := filepath.Dir(e2eDir)
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return nil, nil // not in a repository (a test's copy of the sources)
+	}
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules" ||
+				path == e2eDir || path == filepath.Join(root, "examples")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if (strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) || name == "go.mod" || name == "go.sum" {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out, err
+}
 
 // cacheDir is where built Collectors are kept between starts:
 // $XDG_CACHE_HOME/pgmqotel, else ~/.cache/pgmqotel.
@@ -35,7 +70,19 @@ func cacheDir() (string, error) {
 func sourceKey(e2eDir string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintln(h, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	for _, name := range collectorSources {
+	local, err := localSources(e2eDir)
+	if err != nil {
+		return "", fmt.Errorf("collector cache key: %w", err)
+	}
+	names := slices.Clone(collectorSources)
+	for _, p := range local {
+		rel, err := filepath.Rel(e2eDir, p)
+		if err != nil {
+			return "", fmt.Errorf("collector cache key: %w", err)
+		}
+		names = append(names, rel)
+	}
+	for _, name := range names {
 		f, err := os.Open(filepath.Join(e2eDir, name))
 		if err != nil {
 			return "", fmt.Errorf("collector cache key: %w", err)

@@ -3,13 +3,21 @@
 // collector-config.yaml, so the configuration they prove is the one shipped
 // for docker compose (where the contrib image runs the same components).
 //
-// Components: otlp receiver; memory_limiter, batch and cumulativetodelta
-// processors; debug, otlp_grpc (alias otlp), otlp_http (alias otlphttp) and
-// prometheus exporters. Config sources: file:, env: and yaml: URIs.
+// It is also the distribution of the pgmq receiver
+// (collector/pgmqreceiver), which samples PGMQ queue depths for programs in
+// any language: merge collector/pgmq-receiver.yaml on top of the shipped
+// configuration, or see the README's "Queue depth without Go, in three
+// steps". Dockerfile builds it as an image.
+//
+// Components: otlp and pgmq receivers; memory_limiter, batch and
+// cumulativetodelta processors; debug, otlp_grpc (alias otlp), otlp_http
+// (alias otlphttp) and prometheus exporters. Config sources: file:, env:
+// and yaml: URIs.
 //
 //	go build -o otelcol ./cmd/otelcol
 //	./otelcol --config ../collector-config.yaml
 //	./otelcol validate --config ../collector-config.yaml --config ../collector/tempo.yaml
+//	PGMQ_DATABASE_URL=postgres://... ./otelcol --config ../collector-config.yaml --config ../collector/pgmq-receiver.yaml
 package main
 
 import (
@@ -18,6 +26,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/cumulativetodeltaprocessor"
+	"github.com/pgmqotel/pgmqotel/collector/pgmqreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
@@ -42,7 +51,7 @@ const version = "0.165.0-pgmqotel"
 func main() {
 	info := component.BuildInfo{
 		Command:     "otelcol",
-		Description: "pgmqotel end-to-end test collector",
+		Description: "pgmqotel collector: OTLP in, Prometheus and OTLP out, and the pgmq receiver",
 		Version:     version,
 	}
 	set := otelcol.CollectorSettings{
@@ -73,6 +82,7 @@ func factories() (otelcol.Factories, error) {
 	var err error
 	if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
 		otlpreceiver.NewFactory(),
+		pgmqreceiver.NewFactory(),
 	); err != nil {
 		return f, fmt.Errorf("receivers: %w", err)
 	}

@@ -148,6 +148,13 @@ func (c *Collector) Exited() (bool, error) { return c.proc.exited() }
 // LogTail returns the last n lines of the collector log.
 func (c *Collector) LogTail(n int) string { return c.proc.logTail(n) }
 
+// PID is the collector's process id.
+func (c *Collector) PID() int { return c.proc.cmd.Process.Pid }
+
+// Kill ends the collector with SIGKILL, as a crash or an OOM kill would:
+// no shutdown, no lease released. It returns once the process has exited.
+func (c *Collector) Kill() error { return c.proc.kill() }
+
 // Stop shuts the collector down gracefully, killing it if ctx ends first.
 func (c *Collector) Stop(ctx context.Context) error { return c.proc.stop(ctx) }
 

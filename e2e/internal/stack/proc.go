@@ -92,6 +92,18 @@ func (p *process) stop(ctx context.Context) error {
 	}
 }
 
+// kill sends SIGKILL and waits for the process to exit.
+func (p *process) kill() error {
+	if done, _ := p.exited(); done {
+		return nil
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("kill %s: %w", p.name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // logTail returns the last n lines of the process log.
 func (p *process) logTail(n int) string {
 	b, err := os.ReadFile(p.logPath)

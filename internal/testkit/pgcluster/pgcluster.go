@@ -135,6 +135,11 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
 }
 
+// LogPath is the server's log file, for tests that read what the server
+// logged (with Options.Settings such as log_statement and
+// log_line_prefix).
+func (c *Cluster) LogPath() string { return c.logFile }
+
 // Start starts the stopped cluster and waits until it accepts connections
 // (a standby: until it accepts read-only connections).
 func (c *Cluster) Start(tb testing.TB) {
