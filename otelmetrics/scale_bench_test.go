@@ -16,13 +16,17 @@ import (
 	"github.com/pgmqotel/pgmqotel/queuesampler"
 )
 
+// scaleLimit fits 10,000 queues, as otelsetup.DefaultCardinalityLimit
+// (which this package's tests cannot import: otelsetup imports it).
+const scaleLimit = 20_001
+
 // newScaleMetrics is newTestMetrics on a MeterProvider whose cardinality
-// limit fits 10,000 queues, as NewMeterProvider's does.
+// limit fits 10,000 queues, as otelsetup.NewMeterProvider's does.
 func newScaleMetrics(b *testing.B, opts ...Option) (*Metrics, *sdkmetric.ManualReader) {
 	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(DefaultCardinalityLimit))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(scaleLimit))
 	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	m, err := New(append([]Option{WithMeterProvider(mp), WithProviderCardinalityLimit(DefaultCardinalityLimit)}, opts...)...)
+	m, err := New(append([]Option{WithMeterProvider(mp), WithDeclaredCardinalityLimit(scaleLimit)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

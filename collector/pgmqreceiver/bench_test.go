@@ -17,6 +17,7 @@ import (
 	"github.com/pgmqotel/pgmqotel/collector/pgmqreceiver/internal/metadata"
 	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/otelmetrics"
+	"github.com/pgmqotel/pgmqotel/otelsetup"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 	"github.com/pgmqotel/pgmqotel/queuedepth"
 	"github.com/pgmqotel/pgmqotel/queuesampler"
@@ -58,9 +59,9 @@ func BenchmarkReceiverVsInProcess(b *testing.B) {
 	b.Cleanup(func() { _ = s.shutdown(ctx) })
 
 	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(otelmetrics.DefaultCardinalityLimit))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(otelsetup.DefaultCardinalityLimit))
 	b.Cleanup(func() { _ = mp.Shutdown(ctx) })
-	opts := []otelmetrics.Option{otelmetrics.WithMeterProvider(mp), otelmetrics.WithProviderCardinalityLimit(otelmetrics.DefaultCardinalityLimit)}
+	opts := []otelmetrics.Option{otelmetrics.WithMeterProvider(mp), otelmetrics.WithDeclaredCardinalityLimit(otelsetup.DefaultCardinalityLimit)}
 	for _, dsn := range dsns {
 		pc, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
