@@ -47,21 +47,22 @@ const (
 
 // executor runs the sampler's statements on one connection. Each
 // statement fails alone: a locked or dropped table costs its own
-// statement, never the others, and no lock outlives its transaction.
-// It has one behaviour and three wire forms, chosen per connection
-// (see Sampler.Sample):
+// statement, never the others. Consecutive statements share a short
+// transaction up to txQueues queue tables (their locks last until it
+// ends, so the bound holds whatever the number of queues; a transaction
+// costs about as much as the statement reading a small table), and those
+// after a failed one run again in a transaction of their own. It has one
+// behaviour and three wire forms, chosen per connection (see
+// Sampler.Sample):
 //
-//   - direct (the server process is the connection's own): statements are
-//     pipelined, each in its own transaction, up to flushStatements per
-//     round trip;
+//   - direct (the server process is the connection's own): transactions
+//     are pipelined, up to flushStatements statements per round trip;
 //   - behind a pooler in transaction mode (not proven direct): one
 //     transaction per round trip, since a pooler may hand the next
-//     transaction to another server connection; consecutive statements
-//     share a transaction up to txQueues queue tables, and those after a
-//     failed one run again in a transaction of their own;
+//     pipelined transaction to another server connection;
 //   - the simple query protocol, when the connection's exec mode asks for
-//     it: the same transactions, each sent as one query string with its
-//     parameters written as literals.
+//     it: one transaction per round trip, sent as one query string with
+//     the parameters written as literals.
 //
 // Every transaction starts with prefix (the sampler's local timeouts),
 // except inside a caller's transaction (inTx), where the caller's
@@ -122,8 +123,9 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 }
 
 // pack groups the pending statements into transactions: the sampler's
-// joined statements together; behind a pooler or in the simple protocol,
-// consecutive statements up to txQueues queue tables.
+// joined statements together, and consecutive statements up to txQueues
+// queue tables (inside a caller's transaction, where every statement is
+// in it anyway, one per Sync).
 // timeLeft fails, matching context.DeadlineExceeded, when ctx's deadline
 // leaves less than a round trip of this sample takes (the median of those
 // so far: one that waited out a lock, or the long recheck of a locked
@@ -160,7 +162,7 @@ func (e *executor) pack(stmts []stmt, pending []int) [][]int {
 			next = pending[k+1]
 		}
 		join := next >= 0 && (stmts[i].joinNext ||
-			(!e.direct || e.simple) && !e.inTx && queues+stmts[next].queues <= txQueues)
+			!e.inTx && queues+stmts[next].queues <= txQueues)
 		if !join {
 			txs = append(txs, cur)
 			cur, queues = nil, 0
