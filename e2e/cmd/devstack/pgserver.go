@@ -115,7 +115,10 @@ func (s *pgServer) run(ctx context.Context, bin, data string, cred *syscall.Cred
 	s.cmd.Dir, s.cmd.Stdout, s.cmd.Stderr = s.home, logFile, logFile
 	s.cmd.Env = append(os.Environ(), "LC_ALL=C")
 	// Pdeathsig: a devstack killed outright takes the server with it.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+	// Setpgid: Ctrl-C in a terminal signals the whole foreground group, and
+	// SIGINT is PostgreSQL's fast shutdown; the server must outlive the
+	// orchestrator's own shutdown, so devstack stops it last.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return fmt.Errorf("throwaway PostgreSQL: start %s: %w", s.cmd, err)

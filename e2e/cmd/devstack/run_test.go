@@ -217,7 +217,18 @@ func TestDevstackOrchestratorOnThrowawayCluster(t *testing.T) {
 			t.Errorf("summary line without %s and database=ok: %s", want, l)
 		}
 	}
-	r.interrupt(t)
+	// Ctrl-C signals the terminal's whole foreground group: the database
+	// must outlive the orchestrator's shutdown all the same ...
+	r.interruptGroup(t)
+	b, _ := os.ReadFile(orchLog)
+	stopped := regexp.MustCompile(`(?m)^.*msg=stopped .*$`).FindString(string(b))
+	if !strings.Contains(stopped, "database=ok") {
+		t.Errorf("the orchestrator's last summary does not find its database up:\n%s", b)
+	}
+	// ... and the Collector must outlive its last export.
+	if strings.Contains(string(b), "did not finish in time") || strings.Contains(string(b), "nothing listens at the endpoint") {
+		t.Errorf("the orchestrator's last export did not reach the Collector:\n%s", b)
+	}
 	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
 		c.Close()
 		t.Errorf("the throwaway PostgreSQL still listens on port %s after the stop", port)
@@ -252,12 +263,29 @@ type devstackRun struct {
 	addrs []string // -otlp-grpc, -otlp-http, -exporter, -telemetry, -prometheus, then two spare
 }
 
-// interrupt sends SIGINT, as Ctrl-C does, and waits for the exit.
+// interrupt sends SIGINT to devstack and waits for the exit.
 func (r *devstackRun) interrupt(t *testing.T) {
 	t.Helper()
 	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
+	r.wait(t)
+}
+
+// interruptGroup sends SIGINT to devstack's process group, as Ctrl-C in a
+// terminal does (devstack and every child that stays in its group), and
+// waits for the exit.
+func (r *devstackRun) interruptGroup(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(t)
+}
+
+// wait waits for devstack's exit after a signal.
+func (r *devstackRun) wait(t *testing.T) {
+	t.Helper()
 	select {
 	case err := <-r.done:
 		r.done <- err
@@ -295,6 +323,7 @@ func startDevstack(t *testing.T, bin, dir, collector string, env []string, extra
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(append(os.Environ(), "OTELCOL_BIN="+collector), env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group of its own, as a terminal gives it
 		out := &lockedBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
