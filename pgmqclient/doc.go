@@ -50,7 +50,8 @@
 // naming the operation and the queue and wrapping the cause (with %w, so
 // errors.As finds the *pgconn.PgError). A queue that does not exist yields an
 // error matching ErrQueueNotFound; a database without PGMQ one matching
-// ErrPGMQNotInstalled, whose text says how to install PGMQ.
+// ErrPGMQNotInstalled, whose text names the database, user and server the
+// client looked in and says how to install PGMQ.
 // OpError.ErrorType classifies an error in a word for telemetry
 // (error.type).
 //

@@ -22,7 +22,10 @@ var ErrQueueNotFound = errors.New("pgmqclient: queue not found")
 
 // ErrPGMQNotInstalled is wrapped by errors from a database without PGMQ
 // (no schema pgmq, no pgmq.meta) or whose PGMQ lacks a function the
-// client calls. The error's text says how to install PGMQ.
+// client calls. The error's text names the database, the user and the
+// server, as the DB's configuration gives them (`database "orders" (user
+// "app") on 10.0.0.5:5432`; "this database" when the DB's type does not
+// tell), and says how to install PGMQ.
 var ErrPGMQNotInstalled = errors.New("pgmqclient: PGMQ is not installed in this database")
 
 // InstallHint says how to put PGMQ into a database; errors matching
@@ -106,14 +109,14 @@ func (e *OpError) ErrorType() string {
 }
 
 // opErr wraps err for op and queue. A missing PGMQ (schema pgmq, one of
-// its tables or functions) matches ErrPGMQNotInstalled; otherwise, for a
-// named queue, a missing table (SQLSTATE 42P01, undefined_table) matches
-// ErrQueueNotFound.
-func opErr(op, queue string, err error) error {
+// its tables or functions) matches ErrPGMQNotInstalled and names the
+// database of db; otherwise, for a named queue, a missing table (SQLSTATE
+// 42P01, undefined_table) matches ErrQueueNotFound.
+func opErr(db DB, op, queue string, err error) error {
 	var pgErr *pgconn.PgError
 	switch {
-	case missingPGMQ(err):
-		err = notInstalled(err)
+	case missingPGMQ(err) && !errors.Is(err, ErrPGMQNotInstalled):
+		err = notInstalled(db, err)
 	case queue != "" && errors.As(err, &pgErr) && pgErr.Code == "42P01":
 		err = fmt.Errorf("%w: %w", ErrQueueNotFound, err)
 	}
@@ -139,13 +142,37 @@ func missingPGMQ(err error) bool {
 	return false
 }
 
-// notInstalled wraps cause (which may be nil) as ErrPGMQNotInstalled with
-// the install hint.
-func notInstalled(cause error) error {
-	if cause == nil {
-		return fmt.Errorf("%w (no schema pgmq); %s", ErrPGMQNotInstalled, InstallHint)
+// notInstalledError is ErrPGMQNotInstalled for one database: its text
+// names the database, the user and the server (where db's configuration
+// tells them), so that a program connected somewhere it did not mean to
+// (an empty connection string reaches the local socket as the OS user)
+// says where it looked.
+type notInstalledError struct {
+	where string // `database "x" (user "y") on host:port`, or "this database"
+	cause error  // the server's error; nil when the client found no schema itself
+}
+
+func (e *notInstalledError) Error() string {
+	cause := "no schema pgmq"
+	if e.cause != nil {
+		cause = e.cause.Error()
 	}
-	return fmt.Errorf("%w (%w); %s", ErrPGMQNotInstalled, cause, InstallHint)
+	return fmt.Sprintf("pgmqclient: PGMQ is not installed in %s (%s); %s", e.where, cause, InstallHint)
+}
+
+// Unwrap makes errors.Is(err, ErrPGMQNotInstalled) true and keeps the
+// server's error reachable (errors.As to *pgconn.PgError).
+func (e *notInstalledError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrPGMQNotInstalled}
+	}
+	return []error{ErrPGMQNotInstalled, e.cause}
+}
+
+// notInstalled wraps cause (which may be nil) as ErrPGMQNotInstalled in
+// the database of db, with the install hint.
+func notInstalled(db DB, cause error) error {
+	return &notInstalledError{where: describeDB(db), cause: cause}
 }
 
 // invalidArg is a refused argument, wrapped for op and queue.
@@ -153,14 +180,16 @@ func invalidArg(op, queue, format string, args ...any) error {
 	return &OpError{Op: op, Queue: queue, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)}
 }
 
-// NotInstalled returns err wrapped to match ErrPGMQNotInstalled, with the
-// install hint, when it is the server saying that PGMQ's schema, its meta
-// table or one of its functions does not exist; any other err unchanged.
-// Packages that run their own SQL against PGMQ's catalog (queuedepth) use
-// it to report a missing PGMQ as the client does.
-func NotInstalled(err error) error {
-	if missingPGMQ(err) {
-		return notInstalled(err)
+// NotInstalled returns err wrapped to match ErrPGMQNotInstalled, naming
+// the database of db (as a Client's errors do) and with the install hint,
+// when it is the server saying that PGMQ's schema, its meta table or one
+// of its functions does not exist; any other err unchanged. Packages that
+// run their own SQL against PGMQ's catalog (queuedepth) use it to report a
+// missing PGMQ as the client does. db may be nil: the text then says
+// "this database".
+func NotInstalled(db DB, err error) error {
+	if missingPGMQ(err) && !errors.Is(err, ErrPGMQNotInstalled) {
+		return notInstalled(db, err)
 	}
 	return err
 }

@@ -90,11 +90,11 @@ func pollArgs(maxPoll, pollInterval time.Duration) (maxS, intervalMS int32, err 
 // messagesInOrder is messages keeping the server's order.
 func (c *Client) messagesInOrder(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 	if qerr != nil {
-		return nil, opErr(op, queue, qerr)
+		return nil, opErr(c.db, op, queue, qerr)
 	}
 	msgs, err := scanMessagesInOrder(rows)
 	if err != nil {
-		return nil, opErr(op, queue, err)
+		return nil, opErr(c.db, op, queue, err)
 	}
 	c.stamp(msgs)
 	return msgs, nil
@@ -111,7 +111,7 @@ func (c *Client) CreateFIFOIndex(ctx context.Context, queue string) error {
 		return err
 	}
 	if _, err := c.db.Exec(ctx, `SELECT pgmq.create_fifo_index($1::text)`, queue); err != nil {
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }
@@ -124,7 +124,7 @@ func (c *Client) CreateFIFOIndexesAll(ctx context.Context) error {
 		return err
 	}
 	if _, err := c.db.Exec(ctx, `SELECT pgmq.create_fifo_indexes_all()`); err != nil {
-		return opErr(op, "", err)
+		return opErr(c.db, op, "", err)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 			tr.TraceSendEnd(ctx, c, TraceSendEndData{MsgID: id, HeadersAdded: sent && err == nil, Err: err})
 		}()
 		if err != nil {
-			return 0, opErr(op, queue, err)
+			return 0, opErr(c.db, op, queue, err)
 		}
 	}
 	var row pgx.Row
@@ -129,7 +129,7 @@ func (c *Client) Send(ctx context.Context, queue string, payload json.RawMessage
 		row = c.db.QueryRow(ctx, `SELECT * FROM pgmq.send($1::text, $2::jsonb, $3::jsonb, $4::`+delayType+`)`, queue, payload, o.headers, delayArg)
 	}
 	if err := row.Scan(&id); err != nil {
-		return 0, opErr(op, queue, err)
+		return 0, opErr(c.db, op, queue, err)
 	}
 	return id, nil
 }
@@ -179,7 +179,7 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 			tr.TraceSendBatchEnd(ctx, c, TraceSendBatchEndData{MsgIDs: ids, HeadersAdded: sent && err == nil, Err: err})
 		}()
 		if err != nil {
-			return nil, opErr(op, queue, err)
+			return nil, opErr(c.db, op, queue, err)
 		}
 	}
 	var rows pgx.Rows
@@ -190,7 +190,7 @@ func (c *Client) SendBatch(ctx context.Context, queue string, payloads []json.Ra
 	}
 	ids, err = collectIDs(rows, err)
 	if err != nil {
-		return nil, opErr(op, queue, err)
+		return nil, opErr(c.db, op, queue, err)
 	}
 	return ids, nil
 }
@@ -311,7 +311,7 @@ func (c *Client) pop(ctx context.Context, queue string, qty int) ([]Message, err
 	const op = "pop"
 	caps, err := c.Capabilities(ctx)
 	if err != nil {
-		return nil, opErr(op, queue, err)
+		return nil, opErr(c.db, op, queue, err)
 	}
 	if caps.popQty {
 		rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.pop($1::text, $2::integer)`, queue, int32(qty))
@@ -362,7 +362,7 @@ func (c *Client) one(ctx context.Context, op string, top Operation, sql, queue s
 	var ok bool
 	err := c.traceSettle(ctx, TraceSettleStartData{Queue: queue, Operation: top, MsgIDs: []int64{id}}, func(ctx context.Context) (int, error) {
 		if err := c.db.QueryRow(ctx, sql, queue, id).Scan(&ok); err != nil {
-			return 0, opErr(op, queue, err)
+			return 0, opErr(c.db, op, queue, err)
 		}
 		if ok {
 			return 1, nil
@@ -383,7 +383,7 @@ func (c *Client) many(ctx context.Context, op string, top Operation, sql, queue 
 	err := c.traceSettle(ctx, TraceSettleStartData{Queue: queue, Operation: top, MsgIDs: ids}, func(ctx context.Context) (int, error) {
 		var err error
 		if done, err = collectIDs(c.db.Query(ctx, sql, queue, ids)); err != nil {
-			return 0, opErr(op, queue, err)
+			return 0, opErr(c.db, op, queue, err)
 		}
 		return len(done), nil
 	})
@@ -427,11 +427,11 @@ func (c *Client) SetVisibilityTimeout(ctx context.Context, queue string, id int6
 // wraps any error for op and queue. qerr is the error from Query.
 func (c *Client) messages(op, queue string, rows pgx.Rows, qerr error) ([]Message, error) {
 	if qerr != nil {
-		return nil, opErr(op, queue, qerr)
+		return nil, opErr(c.db, op, queue, qerr)
 	}
 	msgs, err := scanMessages(rows)
 	if err != nil {
-		return nil, opErr(op, queue, err)
+		return nil, opErr(c.db, op, queue, err)
 	}
 	c.stamp(msgs)
 	return msgs, nil

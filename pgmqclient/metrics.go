@@ -36,7 +36,7 @@ func (c *Client) Metrics(ctx context.Context, queue string) (QueueMetrics, error
 	}
 	ms, err := c.metrics(ctx, `SELECT * FROM pgmq.metrics($1::text)`, queue)
 	if err != nil {
-		return QueueMetrics{}, opErr(op, queue, err)
+		return QueueMetrics{}, opErr(c.db, op, queue, err)
 	}
 	if len(ms) != 1 {
 		return QueueMetrics{}, &OpError{Op: op, Queue: queue, Err: fmt.Errorf("pgmq.metrics returned %d rows", len(ms))}
@@ -50,7 +50,7 @@ func (c *Client) MetricsAll(ctx context.Context) ([]QueueMetrics, error) {
 	const op = "metrics all"
 	ms, err := c.metrics(ctx, `SELECT * FROM pgmq.metrics_all()`)
 	if err != nil {
-		return nil, opErr(op, "", err)
+		return nil, opErr(c.db, op, "", err)
 	}
 	slices.SortFunc(ms, func(a, b QueueMetrics) int { return cmp.Compare(a.Queue, b.Queue) })
 	return ms, nil
@@ -113,11 +113,11 @@ func (c *Client) QueueSize(ctx context.Context, queue string) (int64, error) {
 	}
 	table, err := queueTable(ctx, c.db, queue)
 	if err != nil {
-		return 0, opErr(op, queue, err)
+		return 0, opErr(c.db, op, queue, err)
 	}
 	var n int64
 	if err := c.db.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
-		return 0, opErr(op, queue, err)
+		return 0, opErr(c.db, op, queue, err)
 	}
 	return n, nil
 }

@@ -78,7 +78,7 @@ func queueTable(ctx context.Context, db DB, name string) (string, error) {
 	}
 	switch {
 	case !hasSchema:
-		return "", notInstalled(nil)
+		return "", notInstalled(db, nil)
 	case rel == nil:
 		return "", ErrQueueNotFound
 	}

@@ -3,6 +3,10 @@ package pgmqclient_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +148,60 @@ func TestMissingPGMQIsNotAMissingQueue(t *testing.T) {
 	db2 := pgmqtest.New(t)
 	if _, err := pgmqclient.New(db2.Pool).QueueSize(ctx, "nope"); !errors.Is(err, pgmqclient.ErrQueueNotFound) || errors.Is(err, pgmqclient.ErrPGMQNotInstalled) {
 		t.Errorf("size of a missing queue: %v", err)
+	}
+}
+
+// A missing PGMQ names where the client looked: the database, the user
+// and the server, over TCP and over a Unix socket (where an empty
+// connection string leads, as the OS user), so that a program connected
+// to the wrong place says so. The depth sampler's error says the same.
+func TestMissingPGMQNamesTheDatabase(t *testing.T) {
+	ctx, c, db := setup(t)
+	db.RemovePGMQ(t)
+	cfg := db.Pool.Config().ConnConfig
+	want := fmt.Sprintf("PGMQ is not installed in database %q (user %q) on %s", db.Name, cfg.User,
+		net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	for name, do := range map[string]func() error{
+		"CreateQueue": func() error { return c.CreateQueue(ctx, "orders") },
+		"QueueSize":   func() error { _, err := c.QueueSize(ctx, "orders"); return err },
+		"ListQueues":  func() error { _, err := c.ListQueues(ctx); return err },
+		"queuedepth": func() error {
+			s, err := queuedepth.New(queuedepth.Options{})
+			if err != nil {
+				return err
+			}
+			_, err = s.SamplePool(ctx, db.Pool)
+			return err
+		},
+	} {
+		if err := do(); !errors.Is(err, pgmqclient.ErrPGMQNotInstalled) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v\nwant ErrPGMQNotInstalled saying %q", name, err, want)
+		}
+	}
+
+	var sockets string
+	if err := db.Pool.QueryRow(ctx, "SELECT current_setting('unix_socket_directories')").Scan(&sockets); err != nil {
+		t.Fatal(err)
+	}
+	dir, _, _ := strings.Cut(sockets, ",")
+	dir = strings.TrimSpace(dir)
+	sock := fmt.Sprintf("%s/.s.PGSQL.%d", dir, cfg.Port)
+	if _, err := os.Stat(sock); dir == "" || !strings.HasPrefix(dir, "/") || err != nil {
+		t.Skipf("the server has no Unix socket here (%q, %v): the socket case is not tested", sockets, err)
+	}
+	pc, err := pgxpool.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s", dir, cfg.Port, cfg.User, db.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	err = pgmqclient.New(pool).CreateQueue(ctx, "orders")
+	want = fmt.Sprintf("PGMQ is not installed in database %q (user %q) on %s (Unix socket)", db.Name, cfg.User, sock)
+	if !errors.Is(err, pgmqclient.ErrPGMQNotInstalled) || !strings.Contains(err.Error(), want) {
+		t.Errorf("over the socket: %v\nwant ErrPGMQNotInstalled saying %q", err, want)
 	}
 }
 

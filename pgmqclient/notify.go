@@ -39,12 +39,12 @@ func (c *Client) EnableNotifyInsert(ctx context.Context, queue string, throttle 
 			return &OpError{Op: op, Queue: queue, Err: &UnsupportedError{Feature: FeatureNotifyThrottle, Installed: caps.installed()}}
 		}
 		if _, err := c.db.Exec(ctx, `SELECT pgmq.enable_notify_insert($1::text)`, queue); err != nil {
-			return opErr(op, queue, err)
+			return opErr(c.db, op, queue, err)
 		}
 		return nil
 	}
 	if _, err := c.db.Exec(ctx, `SELECT pgmq.enable_notify_insert($1::text, $2::integer)`, queue, ms); err != nil {
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func (c *Client) DisableNotifyInsert(ctx context.Context, queue string) error {
 		return err
 	}
 	if _, err := c.db.Exec(ctx, `SELECT pgmq.disable_notify_insert($1::text)`, queue); err != nil {
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }
@@ -79,11 +79,11 @@ func (c *Client) NotifyInsertEnabled(ctx context.Context, queue string) (bool, e
 	case errors.Is(err, ErrQueueNotFound):
 		return false, nil
 	case err != nil:
-		return false, opErr(op, queue, err)
+		return false, opErr(c.db, op, queue, err)
 	}
 	var on bool
 	if err := c.db.QueryRow(ctx, notifyEnabledSQL, table).Scan(&on); err != nil {
-		return false, opErr(op, queue, err)
+		return false, opErr(c.db, op, queue, err)
 	}
 	return on, nil
 }
@@ -144,7 +144,7 @@ func loadNotifyState(ctx context.Context, db DB, queue string) (notifyState, err
 	names := []string{queue}
 	var exists bool
 	if err := db.QueryRow(ctx, `SELECT to_regclass('pgmq.notify_insert_throttle') IS NOT NULL`).Scan(&exists); err != nil {
-		return notifyState{}, opErr("notify settings", queue, err)
+		return notifyState{}, opErr(db, "notify settings", queue, err)
 	}
 	if exists {
 		var name string
@@ -156,7 +156,7 @@ func loadNotifyState(ctx context.Context, db DB, queue string) (notifyState, err
 			names = append(names, name)
 			st.throttle = time.Duration(ms) * time.Millisecond
 		case !errors.Is(err, pgx.ErrNoRows):
-			return notifyState{}, opErr("notify settings", queue, err)
+			return notifyState{}, opErr(db, "notify settings", queue, err)
 		}
 		if silent {
 			// PGMQ 1.8 to 1.13.0 look the throttle up by the table's

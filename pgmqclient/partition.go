@@ -132,7 +132,7 @@ func (c *Client) CreatePartitioned(ctx context.Context, queue string, opts ...Pa
 		_, err = c.db.Exec(ctx, `SELECT pgmq.create_partitioned($1::text, $2::text, $3::text, $4::integer)`, queue, o.interval, o.retention, int32(*o.premake))
 	}
 	if err != nil {
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }
@@ -164,7 +164,7 @@ func (c *Client) ConvertArchivePartitioned(ctx context.Context, queue string, op
 	}
 	if _, err := c.db.Exec(ctx, `SELECT pgmq.convert_archive_partitioned($1::text, $2::text, $3::text, $4::integer)`,
 		queue, o.interval, o.retention, int32(leading)); err != nil {
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }
@@ -181,7 +181,7 @@ func (c *Client) requirePartman(ctx context.Context, op, queue string, f Feature
 	case errors.Is(err, pgx.ErrNoRows):
 		return &OpError{Op: op, Queue: queue, Err: ErrPartmanMissing}
 	case err != nil:
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }

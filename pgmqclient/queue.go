@@ -34,7 +34,7 @@ func (c *Client) create(ctx context.Context, op, sql, name string) error {
 		return &OpError{Op: op, Queue: name, Err: err}
 	}
 	if _, err := c.db.Exec(ctx, sql, name); err != nil {
-		return opErr(op, name, err)
+		return opErr(c.db, op, name, err)
 	}
 	return nil
 }
@@ -56,7 +56,7 @@ func (c *Client) DropQueue(ctx context.Context, name string) (bool, error) {
 	}
 	var dropped bool
 	if err := c.db.QueryRow(ctx, dropQueueSQL, name).Scan(&dropped); err != nil {
-		return false, opErr(op, name, err)
+		return false, opErr(c.db, op, name, err)
 	}
 	return dropped, nil
 }
@@ -77,7 +77,7 @@ func (c *Client) PurgeQueue(ctx context.Context, name string) (int64, error) {
 	}
 	var n *int64
 	if err := c.db.QueryRow(ctx, purgeQueueSQL, name).Scan(&n); err != nil {
-		return 0, opErr(op, name, err)
+		return 0, opErr(c.db, op, name, err)
 	}
 	if n == nil {
 		return 0, &OpError{Op: op, Queue: name, Err: ErrQueueNotFound}
@@ -90,7 +90,7 @@ func (c *Client) ListQueues(ctx context.Context) ([]QueueInfo, error) {
 	const op = "list queues"
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.list_queues() ORDER BY queue_name`)
 	if err != nil {
-		return nil, opErr(op, "", err)
+		return nil, opErr(c.db, op, "", err)
 	}
 	var out []QueueInfo
 	err = scanByName(rows, func(name string, q *QueueInfo) any {
@@ -107,7 +107,7 @@ func (c *Client) ListQueues(ctx context.Context) ([]QueueInfo, error) {
 		return nil
 	}, func(q QueueInfo) { out = append(out, q) }, "queue_name")
 	if err != nil {
-		return nil, opErr(op, "", err)
+		return nil, opErr(c.db, op, "", err)
 	}
 	return out, nil
 }

@@ -1,6 +1,10 @@
 package pgmqclient
 
 import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -50,19 +54,26 @@ func (c *Client) server() *serverInfo {
 	return c.srv.p.Load()
 }
 
-// serverOf reads db's server address from its configuration.
-func serverOf(db DB) *serverInfo {
-	var cc *pgx.ConnConfig
+// configOf returns the configuration db connects with, nil for a DB of
+// another type: a *pgxpool.Pool, a *pgx.Conn, a *pgxpool.Conn or a
+// transaction of either.
+func configOf(db DB) *pgx.ConnConfig {
 	switch d := db.(type) {
 	case *pgxpool.Pool:
-		cc = d.Config().ConnConfig
+		return d.Config().ConnConfig
 	case *pgx.Conn:
-		cc = d.Config()
+		return d.Config()
 	case interface{ Conn() *pgx.Conn }: // pgx.Tx, *pgxpool.Conn, *pgxpool.Tx
 		if conn := d.Conn(); conn != nil {
-			cc = conn.Config()
+			return conn.Config()
 		}
 	}
+	return nil
+}
+
+// serverOf reads db's server address from its configuration.
+func serverOf(db DB) *serverInfo {
+	cc := configOf(db)
 	if cc == nil || cc.Host == "" {
 		return &serverInfo{}
 	}
@@ -74,6 +85,31 @@ func serverOf(db DB) *serverInfo {
 		}
 	}
 	return &serverInfo{addr: ServerAddress{Host: cc.Host, Port: cc.Port}, ok: true}
+}
+
+// String returns "host:port", or for a Unix socket the socket's path
+// followed by "(Unix socket)".
+func (a ServerAddress) String() string {
+	if strings.HasPrefix(a.Host, "/") {
+		return fmt.Sprintf("%s/.s.PGSQL.%d (Unix socket)", strings.TrimSuffix(a.Host, "/"), a.Port)
+	}
+	return net.JoinHostPort(a.Host, strconv.Itoa(int(a.Port)))
+}
+
+// describeDB names db's database for messages, from its configuration:
+// `database "orders" (user "app") on 10.0.0.5:5432`; the server is left
+// out when it cannot be known (several hosts), and the whole is "this
+// database" for a DB whose configuration cannot be read. Never a password.
+func describeDB(db DB) string {
+	cc := configOf(db)
+	if cc == nil {
+		return "this database"
+	}
+	s := fmt.Sprintf("database %q (user %q)", cc.Database, cc.User)
+	if srv := serverOf(db); srv.ok {
+		s += " on " + srv.addr.String()
+	}
+	return s
 }
 
 // Server returns the address of the server the message was read from (see

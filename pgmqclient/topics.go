@@ -130,7 +130,7 @@ func (c *Client) BindTopic(ctx context.Context, pattern, queue string) error {
 		return err
 	}
 	if _, err := c.db.Exec(ctx, `SELECT pgmq.bind_topic($1::text, $2::text)`, pattern, queue); err != nil {
-		return opErr(op, queue, err)
+		return opErr(c.db, op, queue, err)
 	}
 	return nil
 }
@@ -150,7 +150,7 @@ func (c *Client) UnbindTopic(ctx context.Context, pattern, queue string) (bool, 
 	}
 	var removed bool
 	if err := c.db.QueryRow(ctx, `SELECT pgmq.unbind_topic($1::text, $2::text)`, pattern, queue).Scan(&removed); err != nil {
-		return false, opErr(op, queue, err)
+		return false, opErr(c.db, op, queue, err)
 	}
 	return removed, nil
 }
@@ -184,7 +184,7 @@ func (c *Client) SendTopic(ctx context.Context, routingKey string, payload json.
 	err = c.db.QueryRow(ctx, `SELECT pgmq.send_topic($1::text, $2::jsonb, $3::jsonb, $4::integer)`,
 		routingKey, payload, o.headers, delay).Scan(&n)
 	if err != nil {
-		return 0, opErr(op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
+		return 0, opErr(c.db, op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
 	}
 	return int(n), nil
 }
@@ -230,7 +230,7 @@ func (c *Client) SendBatchTopic(ctx context.Context, routingKey string, payloads
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.send_batch_topic($1::text, $2::jsonb[], $3::jsonb[], $4::`+delayType+`)`,
 		routingKey, payloads, headers, delayArg)
 	if err != nil {
-		return nil, opErr(op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
+		return nil, opErr(c.db, op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
 	}
 	var out []TopicSend
 	err = scanByName(rows, func(column string, s *TopicSend) any {
@@ -243,7 +243,7 @@ func (c *Client) SendBatchTopic(ctx context.Context, routingKey string, payloads
 		return nil
 	}, func(s TopicSend) { out = append(out, s) }, "queue_name", "msg_id")
 	if err != nil {
-		return nil, opErr(op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
+		return nil, opErr(c.db, op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
 	}
 	slices.SortFunc(out, func(a, b TopicSend) int {
 		return cmp.Or(cmp.Compare(a.Queue, b.Queue), cmp.Compare(a.ID, b.ID))
@@ -264,7 +264,7 @@ func (c *Client) TestRouting(ctx context.Context, routingKey string) ([]TopicBin
 	}
 	rows, err := c.db.Query(ctx, `SELECT * FROM pgmq.test_routing($1::text)`, routingKey)
 	if err != nil {
-		return nil, opErr(op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
+		return nil, opErr(c.db, op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
 	}
 	var out []TopicBinding
 	err = scanByName(rows, func(column string, b *TopicBinding) any {
@@ -277,7 +277,7 @@ func (c *Client) TestRouting(ctx context.Context, routingKey string) ([]TopicBin
 		return nil
 	}, func(b TopicBinding) { out = append(out, b) }, "pattern", "queue_name")
 	if err != nil {
-		return nil, opErr(op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
+		return nil, opErr(c.db, op, "", fmt.Errorf("routing key %q: %w", routingKey, err))
 	}
 	slices.SortFunc(out, func(a, b TopicBinding) int {
 		return cmp.Or(cmp.Compare(a.Pattern, b.Pattern), cmp.Compare(a.Queue, b.Queue))

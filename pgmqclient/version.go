@@ -260,7 +260,7 @@ func (c *Client) Capabilities(ctx context.Context) (*Capabilities, error) {
 			case <-wait: // loaded, or failed: look again
 				continue
 			case <-ctx.Done():
-				return nil, opErr("capabilities", "", ctx.Err())
+				return nil, opErr(c.db, "capabilities", "", ctx.Err())
 			}
 		}
 		done := make(chan struct{})
@@ -296,7 +296,7 @@ func (c *Client) loadCapabilities(ctx context.Context) (*Capabilities, error) {
 	const op = "capabilities"
 	rows, err := c.db.Query(ctx, capabilitiesSQL)
 	if err != nil {
-		return nil, opErr(op, "", err)
+		return nil, opErr(c.db, op, "", err)
 	}
 	caps := &Capabilities{funcs: map[pgFunc]struct{}{}, names: map[string]struct{}{}}
 	type row struct {
@@ -321,7 +321,7 @@ func (c *Client) loadCapabilities(ctx context.Context) (*Capabilities, error) {
 		caps.names[r.name] = struct{}{}
 	}, "name", "args")
 	if err != nil {
-		return nil, opErr(op, "", err)
+		return nil, opErr(c.db, op, "", err)
 	}
 	caps.derive()
 	return caps, nil
@@ -337,7 +337,7 @@ func (c *Client) require(ctx context.Context, op, queue string, f Feature) error
 		if errors.As(err, &oe) {
 			err = oe.Err
 		}
-		return opErr(op, queue, fmt.Errorf("reading PGMQ's capabilities: %w", err))
+		return opErr(c.db, op, queue, fmt.Errorf("reading PGMQ's capabilities: %w", err))
 	}
 	if !caps.Has(f) {
 		return &OpError{Op: op, Queue: queue, Err: &UnsupportedError{Feature: f, Installed: caps.installed()}}

@@ -106,7 +106,7 @@ func NewWaiter(ctx context.Context, conn *pgx.Conn, queue string, opts ...Waiter
 	}
 	table, err := queueTable(ctx, conn, queue)
 	if err != nil {
-		return nil, opErr(op, queue, err)
+		return nil, opErr(conn, op, queue, err)
 	}
 	w := &Waiter{conn: conn, queue: queue, table: table,
 		opts: waiterOptions{poll: DefaultWaitPollInterval, recheck: DefaultWaitRecheckInterval, notify: true}}
@@ -123,7 +123,7 @@ func NewWaiter(ctx context.Context, conn *pgx.Conn, queue string, opts ...Waiter
 	for _, ch := range w.state.channels {
 		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
 			_ = w.unlisten(context.WithoutCancel(ctx))
-			return nil, opErr(op, queue, err)
+			return nil, opErr(conn, op, queue, err)
 		}
 		w.listened = append(w.listened, ch)
 	}
@@ -143,7 +143,7 @@ func NewPoolWaiter(ctx context.Context, pool *pgxpool.Pool, queue string, opts .
 	}
 	pc, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, opErr("wait", queue, err)
+		return nil, opErr(pool, "wait", queue, err)
 	}
 	w, err := NewWaiter(ctx, pc.Conn(), queue, opts...)
 	if err != nil {
@@ -180,7 +180,7 @@ func (w *Waiter) Wait(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return &OpError{Op: op, Queue: w.queue, Err: ctx.Err()}
 		case err != nil:
-			return opErr(op, w.queue, err)
+			return opErr(w.conn, op, w.queue, err)
 		case visible:
 			return nil
 		}
@@ -205,7 +205,7 @@ func (w *Waiter) Wait(ctx context.Context) error {
 		case errors.Is(err, context.DeadlineExceeded) || wctx.Err() != nil:
 			// Silence for as long as we trust it: look again.
 		default:
-			return opErr(op, w.queue, err)
+			return opErr(w.conn, op, w.queue, err)
 		}
 	}
 }
@@ -262,7 +262,7 @@ func (w *Waiter) unlisten(ctx context.Context) error {
 	}
 	w.listened = nil
 	if err := errors.Join(errs...); err != nil {
-		return opErr("wait", w.queue, err)
+		return opErr(w.conn, "wait", w.queue, err)
 	}
 	return nil
 }

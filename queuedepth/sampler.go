@@ -100,7 +100,7 @@ func (s *Sampler) Sample(ctx context.Context, conn *pgx.Conn) ([]Queue, error) {
 		qs, err = s.sample(ctx, conn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("queuedepth: sample: %w", pgmqclient.NotInstalled(err))
+		return nil, fmt.Errorf("queuedepth: sample: %w", pgmqclient.NotInstalled(conn, err))
 	}
 	return qs, nil
 }

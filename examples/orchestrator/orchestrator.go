@@ -50,6 +50,7 @@ type orchestrator struct {
 	kind    *otelmetrics.ProcessorKind // processors of cfg.Queue
 	wake    *wakeup                    // wakes idle processors (wake.go)
 	pooled  bool                       // a pooler answers for the server: no LISTEN
+	install atomic.Pointer[string]     // how PGMQ is installed, once read (install.go)
 
 	produced  atomic.Int64 // messages sent
 	processed atomic.Int64 // messages worked on and archived
@@ -151,6 +152,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 		if o.ensureQueue(ctx) != nil {
 			return
 		}
+		o.pgmqInstall(ctx, "") // read now, so the first summary line has it
 		workers.Go(func() { o.produce(ctx) })
 		workers.Go(func() { o.watch(ctx) })
 		for range cfg.Processors {
@@ -388,7 +390,10 @@ func (o *orchestrator) summarize(ctx context.Context) {
 	}
 }
 
-// logSummary logs one line: processors, pool, queue, counts, database.
+// logSummary logs one line: processors, pool, queue, counts, database and
+// how PGMQ is installed there (pgmq="compat schema (not PGMQ)" on the
+// project's test schema, so that a demo on it is never taken for one on
+// PGMQ).
 func (o *orchestrator) logSummary(ctx context.Context, msg string) {
 	r := o.health(ctx)
 	attrs := []any{
@@ -400,11 +405,14 @@ func (o *orchestrator) logSummary(ctx context.Context, msg string) {
 	}
 	attrs = append(attrs, queueSummary(r.Snapshot, o.cfg.Queue)...)
 	db := "ok"
-	if !r.Database.Healthy {
+	switch {
+	case !r.Database.Reachable:
 		db = "down"
+	case !r.Database.Healthy:
+		db = "error" // it answers with an error: PGMQ missing, permissions, ...
 	}
 	attrs = append(attrs, "produced", r.Tasks.Produced, "processed", r.Tasks.Processed, "failed", r.Tasks.Failed,
-		"database", db)
+		"database", db, "pgmq", o.pgmqInstall(ctx, r.Database.PGMQ))
 	o.log.Info(msg, attrs...)
 }
 

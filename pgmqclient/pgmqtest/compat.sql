@@ -11,6 +11,11 @@
 
 CREATE SCHEMA pgmq;
 
+-- Says what this is to anyone who looks (\dn+ in psql, and the example
+-- orchestrator, whose summary lines then read pgmq="compat schema (not
+-- PGMQ)"). The comment must start with "pgmqotel compat schema".
+COMMENT ON SCHEMA pgmq IS 'pgmqotel compat schema (not PGMQ): the tables and functions pgmqclient calls, with PGMQ''s names, for tests and demos';
+
 CREATE TABLE pgmq.meta (
     queue_name     varchar     NOT NULL UNIQUE,
     is_partitioned boolean     NOT NULL,

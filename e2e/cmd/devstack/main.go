@@ -1,18 +1,23 @@
 // Command devstack runs the demo pipeline without Docker: the collector
 // (e2e/cmd/otelcol) with the repository's collector-config.yaml, Prometheus
-// (/usr/bin/prometheus) with deploy/prometheus (scrape jobs and alert rules)
-// and, with -orchestrator, the example orchestrator exporting to them. It
-// runs until SIGINT or SIGTERM, then stops everything. scripts/stack.sh is
-// the usual entry point.
+// (/usr/bin/prometheus) with deploy/prometheus (scrape jobs and alert
+// rules), Jaeger v2 as the trace backend (e2e/tools/jaeger, built into the
+// cache the first time; -jaeger=false or -backend replace it) and, with
+// -orchestrator, the example orchestrator exporting to them. It runs until
+// SIGINT or SIGTERM, then stops everything. scripts/stack.sh is the usual
+// entry point.
 //
 // Before starting anything it checks the fixed ports (a busy one fails at
 // once, naming its flag) and, with -orchestrator or -pgmq-sql, the
-// database: -pgmq-sql applies PGMQ's own SQL install file when PGMQ is
-// missing, and without it a missing PGMQ stops the start with the way to
-// install it. The Collector is built once into a cache directory
-// ($XDG_CACHE_HOME/pgmqotel or ~/.cache/pgmqotel, keyed by a hash of its
-// sources; OTELCOL_BIN names a prebuilt one instead). Logs stay in -dir
-// after exit.
+// database. Without DATABASE_URL, -orchestrator starts a throwaway
+// PostgreSQL cluster (pgserver.go) and installs PGMQ from -pgmq-sql, else
+// the pgmq extension, else the project's PGMQ-compatible schema, which it
+// names as not PGMQ (prepare.go). With DATABASE_URL, -pgmq-sql applies
+// PGMQ's own SQL install file when PGMQ is missing, and without it a
+// missing PGMQ stops the start with the way to install it. The Collector
+// is built once into a cache directory ($XDG_CACHE_HOME/pgmqotel or
+// ~/.cache/pgmqotel, keyed by a hash of its sources; OTELCOL_BIN names a
+// prebuilt one instead). Logs stay in -dir after exit.
 //
 // Everything listens on 127.0.0.1. Grafana is not started: point one at the
 // Prometheus URL and import deploy/grafana/dashboards/pgmq-orchestrator.json.
@@ -32,8 +37,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgmqotel/pgmqotel/e2e/internal/stack"
 )
 
@@ -45,21 +48,25 @@ func main() {
 }
 
 func run() error {
+	fs := flag.CommandLine
 	var (
-		grpcAddr  = flag.String("otlp-grpc", "127.0.0.1:4317", "collector OTLP gRPC listen address")
-		httpAddr  = flag.String("otlp-http", "127.0.0.1:4318", "collector OTLP HTTP listen address")
-		promExp   = flag.String("exporter", "127.0.0.1:8889", "collector prometheus exporter listen address")
-		telemetry = flag.String("telemetry", "127.0.0.1:8888", "collector's own metrics listen address")
-		promAddr  = flag.String("prometheus", "127.0.0.1:9090", "Prometheus listen address")
-		backend   = flag.String("backend", "127.0.0.1:14317", "OTLP gRPC trace backend (a Jaeger or Tempo), host:port")
-		configs   = flag.String("configs", "", "comma-separated extra collector configs merged on top (e.g. collector/tempo.yaml)")
-		interval  = flag.Duration("interval", 5*time.Second, "Prometheus scrape and rule evaluation interval")
-		dir       = flag.String("dir", "", "directory for logs and the TSDB, created if missing and kept on exit (default: a new temporary directory)")
-		orch      = flag.Bool("orchestrator", false, "also build and run examples/orchestrator (DATABASE_URL from the environment)")
-		pgmqSQL   = flag.String("pgmq-sql", "", "PGMQ's SQL install file (pgmq.sql from a PGMQ release) to apply to DATABASE_URL first, unless PGMQ is already there")
-		orchArgs  = flag.String("orchestrator-args", "-processors 4 -rate 5 -work 500ms -health-addr 127.0.0.1:8080", "orchestrator flags")
+		grpcAddr  = fs.String("otlp-grpc", "127.0.0.1:4317", "collector OTLP gRPC listen address")
+		httpAddr  = fs.String("otlp-http", "127.0.0.1:4318", "collector OTLP HTTP listen address")
+		promExp   = fs.String("exporter", "127.0.0.1:8889", "collector prometheus exporter listen address")
+		telemetry = fs.String("telemetry", "127.0.0.1:8888", "collector's own metrics listen address")
+		promAddr  = fs.String("prometheus", "127.0.0.1:9090", "Prometheus listen address")
+		jaeger    = fs.Bool("jaeger", true, "start Jaeger v2 as the trace backend (built into the cache the first time: about 8 minutes); -jaeger=false skips it")
+		jaegerUI  = fs.String("jaeger-ui", "127.0.0.1:16686", "Jaeger's query API (and UI, where the build has it) listen address")
+		backend   = fs.String("backend", "", "an OTLP gRPC trace backend of your own (Jaeger, Tempo), host:port; Jaeger is then not started")
+		configs   = fs.String("configs", "", "comma-separated extra collector configs merged on top (e.g. collector/tempo.yaml)")
+		interval  = fs.Duration("interval", 5*time.Second, "Prometheus scrape and rule evaluation interval")
+		dir       = fs.String("dir", "", "directory for logs and the TSDB, created if missing and kept on exit (default: a new temporary directory)")
+		orch      = fs.Bool("orchestrator", false, "also build and run examples/orchestrator, on DATABASE_URL or, without it, on a throwaway PostgreSQL cluster")
+		pgmqSQL   = fs.String("pgmq-sql", "", "PGMQ's SQL install file (pgmq.sql from a PGMQ release) to apply first, unless PGMQ is already there")
+		orchArgs  = fs.String("orchestrator-args", "-processors 4 -rate 5 -work 500ms -health-addr 127.0.0.1:8080", "orchestrator flags")
 	)
-	flag.Parse()
+	fs.Usage = usage(fs.Output(), fs)
+	_ = fs.Parse(os.Args[1:]) // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -68,16 +75,20 @@ func run() error {
 	*dir, *pgmqSQL = callerPath(*dir), callerPath(*pgmqSQL)
 
 	// Fixed ports first: a busy one fails at once, naming its flag.
-	if err := checkPorts([]portFlag{
+	ports := []portFlag{
 		{"-otlp-grpc", *grpcAddr}, {"-otlp-http", *httpAddr}, {"-exporter", *promExp},
 		{"-telemetry", *telemetry}, {"-prometheus", *promAddr},
-	}); err != nil {
+	}
+	if *jaeger && *backend == "" {
+		ports = append(ports, portFlag{"-jaeger-ui", *jaegerUI})
+	}
+	if err := checkPorts(ports); err != nil {
 		return err
 	}
-	if *orch || *pgmqSQL != "" {
-		if err := preparePGMQ(ctx, *pgmqSQL, *orch); err != nil {
-			return err
-		}
+	dbURL := os.Getenv("DATABASE_URL")
+	throwaway := *orch && dbURL == ""
+	if dbURL == "" && !throwaway && *pgmqSQL != "" {
+		return errors.New("DATABASE_URL is not set: -pgmq-sql without -orchestrator installs into DATABASE_URL (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres)")
 	}
 
 	if *dir == "" {
@@ -91,6 +102,25 @@ func run() error {
 	}
 	// Logs stay for reading after Ctrl-C.
 	defer fmt.Printf("devstack: stopped; logs kept in %s\n", *dir)
+
+	var pg *pgServer
+	if throwaway {
+		fmt.Println("postgres: no DATABASE_URL: starting a throwaway PostgreSQL cluster (removed at exit)...")
+		var err error
+		if pg, err = startPGServer(ctx, *dir); err != nil {
+			return err
+		}
+		defer stopAll("throwaway PostgreSQL", pg.stop)
+		fmt.Printf("postgres: %s (data in %s, removed at exit; log %s)\n", pg.URL, pg.home, pg.LogPath)
+		dbURL = pg.URL
+	}
+	var pgmq pgmqState
+	if *orch || *pgmqSQL != "" {
+		var err error
+		if pgmq, err = preparePGMQ(ctx, dbURL, *pgmqSQL, *orch, throwaway); err != nil {
+			return err
+		}
+	}
 
 	if os.Getenv("OTELCOL_BIN") == "" {
 		root, err := stack.RepoRoot()
@@ -107,12 +137,20 @@ func run() error {
 		}
 	}
 
-	var extra []string
+	traces, err := startTraces(ctx, *dir, *jaeger, *jaegerUI, *backend, func(f string, a ...any) { fmt.Printf(f, a...) })
+	if err != nil {
+		return err
+	}
+	if traces.Jaeger != nil {
+		defer stopAll("jaeger", traces.Jaeger.Stop)
+	}
+
+	extra := traces.Configs
 	if *configs != "" {
-		extra = strings.Split(*configs, ",")
+		extra = append(extra, strings.Split(*configs, ",")...)
 	}
 	col, err := stack.StartCollector(ctx, stack.CollectorOptions{
-		Dir: *dir, Configs: extra, BackendEndpoint: *backend,
+		Dir: *dir, Configs: extra, BackendEndpoint: traces.Endpoint,
 		GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr, PromAddr: *promExp, TelemetryAddr: *telemetry,
 	})
 	if err != nil {
@@ -126,15 +164,13 @@ func run() error {
 	}
 	defer stopAll("prometheus", prom.Stop)
 
-	fmt.Printf(`pgmqotel dev stack is up (logs in %s, kept on exit)
-  collector OTLP      grpc %s, http %s (traces to %s)
-  app metrics         http://%s/metrics
-  Prometheus          %s (alerts: %s/alerts)
-  application env     %s OTEL_SERVICE_NAME=orchestrator
-`, *dir, col.GRPCAddr, col.HTTPAddr, col.BackendAddr, col.PromAddr, prom.URL, prom.URL, strings.Join(col.OTLPEnv(), " "))
+	fmt.Print(banner{
+		Dir: *dir, GRPCAddr: col.GRPCAddr, HTTPAddr: col.HTTPAddr, PromAddr: col.PromAddr, PromURL: prom.URL,
+		Traces: traces, OTLPEnv: col.OTLPEnv(), DB: pg, PGMQ: pgmq, Orchestrator: *orch,
+	})
 
 	if *orch {
-		cmd, err := startOrchestrator(ctx, *dir, col, strings.Fields(*orchArgs))
+		cmd, err := startOrchestrator(ctx, *dir, col, strings.Fields(*orchArgs), dbURL)
 		if err != nil {
 			return err
 		}
@@ -166,45 +202,6 @@ func checkPorts(ports []portFlag) error {
 	return nil
 }
 
-// preparePGMQ checks the database at DATABASE_URL: it applies PGMQ's SQL
-// install file when given one and PGMQ is missing, and fails plainly, with
-// the way to install PGMQ, when the orchestrator would run without it.
-func preparePGMQ(ctx context.Context, sqlFile string, orchestrator bool) error {
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return errors.New("DATABASE_URL is not set: -orchestrator and -pgmq-sql need the database (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres)")
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(cctx, url)
-	if err != nil {
-		return fmt.Errorf("database at DATABASE_URL is unreachable: %w", err)
-	}
-	defer conn.Close(context.Background())
-	where := describeURL(conn)
-	if sqlFile != "" {
-		applied, state, err := installPGMQ(ctx, conn, sqlFile)
-		switch {
-		case err != nil:
-			return err
-		case applied:
-			fmt.Printf("pgmq: installed PGMQ into %s from %s (%s)\n", where, sqlFile, state.How)
-		default:
-			fmt.Printf("pgmq: PGMQ is already installed in %s (%s); -pgmq-sql %s not applied\n", where, state.How, sqlFile)
-		}
-		return nil
-	}
-	state, err := checkPGMQ(ctx, conn)
-	if err != nil {
-		return fmt.Errorf("check PGMQ in %s: %w", where, err)
-	}
-	if !state.Installed && orchestrator {
-		return errors.New(pgmqMissingHelp(where))
-	}
-	fmt.Printf("pgmq: %s has PGMQ (%s)\n", where, state.How)
-	return nil
-}
-
 // callerPath resolves a relative path against DEVSTACK_CALLER_DIR, the
 // directory scripts/stack.sh was started from.
 func callerPath(p string) string {
@@ -229,8 +226,9 @@ func healthAddr(args string) string {
 }
 
 // startOrchestrator builds the example orchestrator of the root module and
-// starts it with the OTLP variables pointing at the collector.
-func startOrchestrator(ctx context.Context, dir string, col *stack.Collector, args []string) (*exec.Cmd, error) {
+// starts it on the database at dbURL with the OTLP variables pointing at
+// the collector.
+func startOrchestrator(ctx context.Context, dir string, col *stack.Collector, args []string, dbURL string) (*exec.Cmd, error) {
 	root, err := stack.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -247,7 +245,7 @@ func startOrchestrator(ctx context.Context, dir string, col *stack.Collector, ar
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), col.OTLPEnv()...)
-	cmd.Env = append(cmd.Env, "OTEL_SERVICE_NAME=orchestrator", "OTEL_METRIC_EXPORT_INTERVAL=5000")
+	cmd.Env = append(cmd.Env, "DATABASE_URL="+dbURL, "OTEL_SERVICE_NAME=orchestrator", "OTEL_METRIC_EXPORT_INTERVAL=5000")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("start orchestrator: %w", err), logFile.Close())

@@ -71,7 +71,7 @@ func TestPGMQSQLInstallsOnce(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("CREATE SCHEMA pgmq; CREATE TABLE pgmq.meta (x int); SELECT pgmq.nonsense("), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if applied, _, err := installPGMQ(ctx, conn, broken); err == nil || applied {
+	if applied, _, err := installPGMQ(ctx, conn, broken, "-pgmq-sql"); err == nil || applied {
 		t.Fatalf("broken file: applied %v, err %v", applied, err)
 	}
 	if st, err := checkPGMQ(ctx, conn); err != nil || st.Installed {
@@ -79,11 +79,11 @@ func TestPGMQSQLInstallsOnce(t *testing.T) {
 	}
 
 	file := installFile(t)
-	applied, st, err := installPGMQ(ctx, conn, file)
+	applied, st, err := installPGMQ(ctx, conn, file, "-pgmq-sql")
 	if err != nil || !applied || !st.Installed {
 		t.Fatalf("first install from %s: applied %v, %+v, %v", file, applied, st, err)
 	}
-	applied, st, err = installPGMQ(ctx, conn, file)
+	applied, st, err = installPGMQ(ctx, conn, file, "-pgmq-sql")
 	if err != nil || applied || !st.Installed {
 		t.Fatalf("second install: applied %v, %+v, %v; want not applied, installed", applied, st, err)
 	}
@@ -96,18 +96,17 @@ func TestPGMQSQLInstallsOnce(t *testing.T) {
 // install PGMQ, instead of reporting the stack up.
 func TestMissingPGMQStopsTheStart(t *testing.T) {
 	_, url := plainDatabase(t)
-	t.Setenv("DATABASE_URL", url)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := preparePGMQ(ctx, "", true)
+	_, err := preparePGMQ(ctx, url, "", true, false)
 	if err == nil || !strings.Contains(err.Error(), "PGMQ is not installed in database") ||
 		!strings.Contains(err.Error(), "-pgmq-sql path/to/pgmq.sql") {
 		t.Fatalf("preparePGMQ = %v", err)
 	}
-	if err := preparePGMQ(ctx, installFile(t), true); err != nil {
+	if _, err := preparePGMQ(ctx, url, installFile(t), true, false); err != nil {
 		t.Fatalf("with -pgmq-sql: %v", err)
 	}
-	if err := preparePGMQ(ctx, "", true); err != nil {
+	if _, err := preparePGMQ(ctx, url, "", true, false); err != nil {
 		t.Fatalf("after the install: %v", err)
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,28 +61,54 @@ func cacheDir() (string, error) {
 	return filepath.Join(d, "pgmqotel"), nil
 }
 
-func buildJaeger(ctx context.Context) (string, error) {
+// JaegerCached returns the Jaeger executable JaegerBinary would return
+// and whether it is there already, so a caller can say before a cold
+// build that it takes minutes: JAEGER_BIN when set, else the cached build
+// for the current e2e/tools/jaeger.
+func JaegerCached() (bin string, cached bool, err error) {
+	if bin := os.Getenv("JAEGER_BIN"); bin != "" {
+		return bin, fileExists(bin), nil
+	}
+	bin, _, err = jaegerCachePath()
+	if err != nil {
+		return "", false, err
+	}
+	return bin, fileExists(bin), nil
+}
+
+// jaegerCachePath returns where the Jaeger build for the current
+// e2e/tools/jaeger (a hash of its go.mod and go.sum) is kept, and that
+// module's directory.
+func jaegerCachePath() (bin, mod string, err error) {
 	root, err := RepoRoot()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	mod := filepath.Join(root, jaegerModule)
+	mod = filepath.Join(root, jaegerModule)
 	h := sha256.New()
 	for _, f := range []string{"go.mod", "go.sum"} {
 		b, err := os.ReadFile(filepath.Join(mod, f))
 		if err != nil {
-			return "", fmt.Errorf("build jaeger: %w", err)
+			return "", "", fmt.Errorf("build jaeger: %w", err)
 		}
 		h.Write(b)
 	}
 	dir, err := cacheDir()
 	if err != nil {
-		return "", fmt.Errorf("build jaeger: cache directory: %w", err)
+		return "", "", fmt.Errorf("build jaeger: cache directory: %w", err)
 	}
-	bin := filepath.Join(dir, "jaeger-"+hex.EncodeToString(h.Sum(nil))[:16])
+	return filepath.Join(dir, "jaeger-"+hex.EncodeToString(h.Sum(nil))[:16]), mod, nil
+}
+
+func buildJaeger(ctx context.Context) (string, error) {
+	bin, mod, err := jaegerCachePath()
+	if err != nil {
+		return "", err
+	}
 	if fileExists(bin) {
 		return bin, nil
 	}
+	dir := filepath.Dir(bin)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("build jaeger: %w", err)
 	}
@@ -120,6 +148,13 @@ type Jaeger struct {
 // e2e/tools/jaeger/config.yaml on fresh ports, logging into dir, and waits
 // until it is healthy. Stop it with Stop.
 func StartJaeger(ctx context.Context, dir string) (*Jaeger, error) {
+	return StartJaegerAt(ctx, dir, "")
+}
+
+// StartJaegerAt is StartJaeger with the query API and UI on queryAddr
+// (host:port; empty for a fresh port), for a person to open: the other
+// ports stay fresh.
+func StartJaegerAt(ctx context.Context, dir, queryAddr string) (*Jaeger, error) {
 	bin, err := JaegerBinary(ctx)
 	if err != nil {
 		return nil, err
@@ -134,6 +169,9 @@ func StartJaeger(ctx context.Context, dir string) (*Jaeger, error) {
 		addrs, err := freeAddrs(4)
 		if err != nil {
 			return nil, err
+		}
+		if queryAddr != "" {
+			addrs[1] = queryAddr
 		}
 		j := &Jaeger{
 			OTLPAddr:  addrs[0],
@@ -162,6 +200,34 @@ func StartJaeger(ctx context.Context, dir string) (*Jaeger, error) {
 	}
 	return nil, lastErr
 }
+
+// HasUI reports whether Jaeger serves its web UI at QueryURL. A Jaeger
+// built from Go modules alone (as JaegerBinary builds it) has none: the
+// UI's assets come from a separate npm build, which Jaeger's release
+// binaries embed, and it serves a placeholder page instead. The query API
+// works either way.
+func (j *Jaeger) HasUI(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.QueryURL+"/", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("jaeger UI: GET %s/: %s", j.QueryURL, resp.Status)
+	}
+	return !strings.Contains(string(body), jaegerPlaceholder), nil
+}
+
+// jaegerPlaceholder is in the page a Jaeger without UI assets serves.
+const jaegerPlaceholder = "not compiled with the UI assets"
 
 // Stop stops Jaeger.
 func (j *Jaeger) Stop(ctx context.Context) error { return j.proc.stop(ctx) }
