@@ -14,6 +14,7 @@ require (
 	github.com/pgmqotel/pgmqotel v0.0.0-00010101000000-000000000000
 	github.com/pgmqotel/pgmqotel/collector/pgmqreceiver v0.0.0-00010101000000-000000000000
 	github.com/prometheus/common v0.72.1
+	github.com/prometheus/prometheus v0.315.1
 	go.opentelemetry.io/collector/client v1.71.0
 	go.opentelemetry.io/collector/component v1.71.0
 	go.opentelemetry.io/collector/component/componenttest v0.165.0
@@ -130,7 +131,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/otlptranslator v1.0.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/prometheus/prometheus v0.315.1 // indirect
 	github.com/prometheus/sigv4 v0.5.0 // indirect
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect

@@ -191,24 +191,24 @@ c=$(median BenchmarkCollectManyQueues collect_ms)
 m=$(median BenchmarkCollectManyQueues metrics_all_ms)
 f=$(median BenchmarkCollectManyQueues floor_ms)
 cpl=$(median BenchmarkCollectManyQueues complete)
-printf 'bar 13 whole collection (ManualReader.Collect, election included), 3,000 queues of 0-5 messages: %7s ms, every queue: %s | baseline warm metrics_all() %7s ms | ratio %5.2fx (>= 3x) | floor count(*) per queue table %7s ms | %s\n' \
+printf 'bar 14 whole collection (ManualReader.Collect, election included), 3,000 queues of 0-5 messages: %7s ms, every queue: %s | baseline warm metrics_all() %7s ms | ratio %5.2fx (>= 3x) | floor count(*) per queue table %7s ms | %s\n' \
   "$c" "$cpl" "$m" "$(awk -v c="$c" -v m="$m" 'BEGIN { print m / c }')" "$f" \
   "$(verdict "$(awk -v c="$c" -v m="$m" -v k="$cpl" 'BEGIN { print (k == 1 && m >= 3 * c) }')")"
 w=$(median BenchmarkFirstCollectionAfterRestart worst_ms)
 cpl=$(median BenchmarkFirstCollectionAfterRestart complete)
-printf 'bar 14 first collection after a PostgreSQL restart, 10,000 queues: median %6s ms, worst %6s ms, every queue: %s | baseline sample timeout 2000 ms | floor (new session opening every queue table) %6s ms | %s\n' \
+printf 'bar 15 first collection after a PostgreSQL restart, 10,000 queues: median %6s ms, worst %6s ms, every queue: %s | baseline sample timeout 2000 ms | floor (new session opening every queue table) %6s ms | %s\n' \
   "$(median BenchmarkFirstCollectionAfterRestart first_ms)" "$w" "$cpl" "$(median BenchmarkFirstCollectionAfterRestart floor_ms)" \
   "$(verdict "$(awk -v w="$w" -v c="$cpl" 'BEGIN { print (c == 1 && w < 2000) }')")"
 r=$(median BenchmarkReceiverVsInProcess receiver_ns/queue)
 p=$(median BenchmarkReceiverVsInProcess inprocess_ns/queue)
 cpl=$(median BenchmarkReceiverVsInProcess complete)
-printf 'bar 15 receiver scrape, 2 databases x 5,000 queues: %8s ns/queue, every queue: %s | baseline in-process sampler (otelmetrics) %8s ns/queue | ratio %5.3fx (<= 1.1x) | %s\n' \
+printf 'bar 16 receiver scrape, 2 databases x 5,000 queues: %8s ns/queue, every queue: %s | baseline in-process sampler (otelmetrics) %8s ns/queue | ratio %5.3fx (<= 1.1x) | %s\n' \
   "$r" "$cpl" "$p" "$(awk -v r="$r" -v p="$p" 'BEGIN { print r / p }')" \
   "$(verdict "$(awk -v r="$r" -v p="$p" -v k="$cpl" 'BEGIN { print (k == 1 && r <= 1.1 * p) }')")"
-printf 'bar 15 the receiver'"'"'s own work (pdata from a sample): %s ns/queue, %s allocs per 10,000 queues (recorded, no target)\n' \
+printf 'bar 16 the receiver'"'"'s own work (pdata from a sample): %s ns/queue, %s allocs per 10,000 queues (recorded, no target)\n' \
   "$(median BenchmarkRecordQueues ns/queue)" "$(median BenchmarkRecordQueues allocs/op)"
 cpl=$(median BenchmarkCollectorReceiver complete)
-printf 'bar 16 Collector with the receiver, 2 databases x 5,000 queues, default 2 s sample timeout, 5 s interval: every queue at every scrape: %s (fewest points in a scrape %s, of which 40000 queue points, %s scrapes); resident memory %s MiB, peak %s MiB | %s\n' \
+printf 'bar 17 Collector with the receiver, 2 databases x 5,000 queues, default 2 s sample timeout, 5 s interval: every queue at every scrape: %s (fewest points in a scrape %s, of which 40000 queue points, %s scrapes); resident memory %s MiB, peak %s MiB | %s\n' \
   "$cpl" "$(median BenchmarkCollectorReceiver min_points/scrape)" "$(median BenchmarkCollectorReceiver scrapes)" \
   "$(median BenchmarkCollectorReceiver rss_mib)" "$(median BenchmarkCollectorReceiver hwm_mib)" \
   "$(verdict "$(awk -v c="$cpl" 'BEGIN { print (c == 1) }')")"

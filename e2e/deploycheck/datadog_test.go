@@ -141,7 +141,8 @@ func TestDatadogOverlay(t *testing.T) {
 	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "500")
 	shutdown, err := fakeapp.Start(context.Background(), fakeapp.Replica{
 		InstanceID: "dd-1", Processors: map[string]int64{"worker": 2},
-		Pool: "main", Used: 1, Idle: 3, Max: 4, Queue: "jobs", Sent: 100,
+		Pool: "main", Used: 1, Idle: 3, Max: 4,
+		ServerAddress: "pg.internal", ServerPort: 5432, Database: "app", Queue: "jobs", Sent: 100,
 	})
 	if err != nil {
 		t.Fatal(err)

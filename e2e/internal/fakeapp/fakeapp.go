@@ -39,7 +39,13 @@ type Replica struct {
 	AcquireWaits int64     // pgxpool.acquire.waits
 	AcquireTimes []float64 // db.client.connection.wait_time: each acquire's time in seconds, recorded at Start
 
-	Queue            string // messaging.destination.name
+	// The sampled database: server.address, server.port and db.namespace
+	// on every queue point and sampler error.
+	ServerAddress string
+	ServerPort    int
+	Database      string
+
+	Queue            string // messaging.destination.name; "" reports no queue points
 	Visible          int64  // pgmq.queue.depth, state visible
 	Invisible        int64  // pgmq.queue.depth, state invisible
 	OldestAgeSeconds float64
@@ -76,12 +82,18 @@ func Start(ctx context.Context, r Replica) (shutdown func(context.Context) error
 
 func register(m metric.Meter, r Replica) error {
 	pool := metric.WithAttributes(attribute.String("db.client.connection.pool.name", r.Pool))
-	queue := []attribute.KeyValue{
+	server := []attribute.KeyValue{
+		attribute.String("server.address", r.ServerAddress),
+		attribute.Int("server.port", r.ServerPort),
+		attribute.String("db.namespace", r.Database),
+	}
+	queue := append([]attribute.KeyValue{
 		attribute.String("messaging.system", "pgmq"),
 		attribute.String("messaging.destination.name", r.Queue),
-	}
+	}, server...)
 	state := func(s string) metric.MeasurementOption {
-		return metric.WithAttributes(append(queue[:2:2], attribute.String("pgmq.message.state", s))...)
+		return metric.WithAttributes(append(queue[:len(queue):len(queue)],
+			attribute.String("pgmq.message.state", s), attribute.String("pgmq.depth.method", "count"))...)
 	}
 	int64s := func(f func(metric.Int64Observer)) metric.Int64Callback {
 		return func(_ context.Context, o metric.Int64Observer) error { f(o); return nil }
@@ -124,21 +136,27 @@ func register(m metric.Meter, r Replica) error {
 	}
 	add(m.Int64ObservableGauge("pgmq.queue.depth", metric.WithUnit("{message}"),
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) {
-			o.Observe(r.Visible, state("visible"))
-			o.Observe(r.Invisible, state("invisible"))
+			if r.Queue != "" {
+				o.Observe(r.Visible, state("visible"))
+				o.Observe(r.Invisible, state("invisible"))
+			}
 		}))))
 	add(m.Float64ObservableGauge("pgmq.queue.oldest_message.age", metric.WithUnit("s"),
 		metric.WithFloat64Callback(float64s(func(o metric.Float64Observer) {
-			o.Observe(r.OldestAgeSeconds, metric.WithAttributes(queue...))
+			if r.Queue != "" {
+				o.Observe(r.OldestAgeSeconds, metric.WithAttributes(queue...))
+			}
 		}))))
 	add(m.Int64ObservableCounter("pgmq.queue.sent.messages", metric.WithUnit("{message}"),
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) {
-			o.Observe(r.Sent, metric.WithAttributes(queue...))
+			if r.Queue != "" {
+				o.Observe(r.Sent, metric.WithAttributes(queue...))
+			}
 		}))))
 	add(m.Int64ObservableCounter("pgmq.sampler.errors", metric.WithUnit("{error}"),
 		metric.WithInt64Callback(int64s(func(o metric.Int64Observer) {
 			for typ, n := range r.SamplerErrors {
-				o.Observe(n, metric.WithAttributes(attribute.String("error.type", typ)))
+				o.Observe(n, metric.WithAttributes(append(server[:len(server):len(server)], attribute.String("error.type", typ))...))
 			}
 		}))))
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,31 +33,35 @@ type Panel struct {
 
 // Target is one query of a panel.
 type Target struct {
-	RefID string `json:"refId"`
-	Expr  string `json:"expr"`
-	Hide  bool   `json:"hide"`
+	RefID        string `json:"refId"`
+	Expr         string `json:"expr"`
+	LegendFormat string `json:"legendFormat"`
+	Hide         bool   `json:"hide"`
 }
 
 // Variable is a dashboard template variable. Query is the label_values(...)
-// query of a "query" variable.
+// query of a "query" variable; AllValue, when set, is its value with "All"
+// selected instead of the alternation of its values.
 type Variable struct {
-	Name  string
-	Type  string
-	Query string
+	Name     string
+	Type     string
+	Query    string
+	AllValue string
 }
 
 // UnmarshalJSON accepts both forms Grafana writes a variable query in: a
 // string, or an object with a "query" field.
 func (v *Variable) UnmarshalJSON(b []byte) error {
 	var raw struct {
-		Name  string          `json:"name"`
-		Type  string          `json:"type"`
-		Query json.RawMessage `json:"query"`
+		Name     string          `json:"name"`
+		Type     string          `json:"type"`
+		Query    json.RawMessage `json:"query"`
+		AllValue string          `json:"allValue"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	v.Name, v.Type = raw.Name, raw.Type
+	v.Name, v.Type, v.AllValue = raw.Name, raw.Type, raw.AllValue
 	if len(raw.Query) == 0 {
 		return nil
 	}
@@ -75,9 +80,11 @@ func (v *Variable) UnmarshalJSON(b []byte) error {
 
 // PanelQuery is one visible query of a panel.
 type PanelQuery struct {
-	Panel string // panel title
-	RefID string
-	Expr  string // as written in the dashboard, with $variables
+	Panel     string // panel title
+	PanelType string // "timeseries", "stat", ...
+	RefID     string
+	Expr      string // as written in the dashboard, with $variables
+	Legend    string // the legend format, with {{label}} references
 }
 
 // DashboardPath returns the path of the shipped dashboard
@@ -111,7 +118,7 @@ func (d *Dashboard) Queries() []PanelQuery {
 		for _, p := range ps {
 			for _, t := range p.Targets {
 				if !t.Hide && t.Expr != "" {
-					out = append(out, PanelQuery{Panel: p.Title, RefID: t.RefID, Expr: t.Expr})
+					out = append(out, PanelQuery{Panel: p.Title, PanelType: p.Type, RefID: t.RefID, Expr: t.Expr, Legend: t.LegendFormat})
 				}
 			}
 			walk(p.Panels)
@@ -148,13 +155,15 @@ func Expand(expr string, vars map[string]string) (string, error) {
 var labelValuesQuery = regexp.MustCompile(`^\s*label_values\(\s*(?:(.*?)\s*,\s*)?(\w+)\s*\)\s*$`)
 
 // ResolveVariables computes the value of every template variable the way
-// Grafana does with "All" selected: a query variable becomes the regex
-// alternation of its values, (a|b), each regex-escaped and with backslashes
-// doubled for the PromQL string literal. Builtins such as
-// $__rate_interval must be in builtins; datasource variables are left out
-// (queries do not reference them). A query variable without values is an
-// error: every panel using it would be empty.
-func (d *Dashboard) ResolveVariables(ctx context.Context, p *Prometheus, builtins map[string]string) (map[string]string, error) {
+// Grafana does with "All" selected: a query variable becomes its AllValue
+// when it has one, otherwise the regex alternation of its values, (a|b),
+// each regex-escaped and with backslashes doubled for the PromQL string
+// literal. A variable named in selected takes those of its values instead,
+// as when picked in Grafana; each must be one of its values. Builtins such
+// as $__rate_interval must be in builtins; datasource variables are left
+// out (queries do not reference them). A query variable without values is
+// an error: every panel using it would be empty.
+func (d *Dashboard) ResolveVariables(ctx context.Context, p *Prometheus, builtins map[string]string, selected map[string][]string) (map[string]string, error) {
 	vars := make(map[string]string, len(builtins)+len(d.Templating.List))
 	for k, v := range builtins {
 		vars[k] = v
@@ -185,6 +194,19 @@ func (d *Dashboard) ResolveVariables(ctx context.Context, p *Prometheus, builtin
 		}
 		if len(values) == 0 {
 			return nil, fmt.Errorf("variable %s: %s has no values", v.Name, q)
+		}
+		pick, ok := selected[v.Name]
+		if !ok && v.AllValue != "" {
+			vars[v.Name] = v.AllValue
+			continue
+		}
+		if ok {
+			for _, s := range pick {
+				if !slices.Contains(values, s) {
+					return nil, fmt.Errorf("variable %s: %q is not one of its values %v", v.Name, s, values)
+				}
+			}
+			values = pick
 		}
 		quoted := make([]string, len(values))
 		for i, s := range values {
@@ -221,6 +243,14 @@ type DashboardResult struct {
 // is empty. It returns the last results.
 func (s *Stack) CheckDashboard(t testing.TB, path string, allowEmpty ...string) []DashboardResult {
 	t.Helper()
+	return s.CheckDashboardSelected(t, path, nil, allowEmpty...)
+}
+
+// CheckDashboardSelected is CheckDashboard with the variables named in
+// selected set to those of their values (see ResolveVariables), the others
+// at "All".
+func (s *Stack) CheckDashboardSelected(t testing.TB, path string, selected map[string][]string, allowEmpty ...string) []DashboardResult {
+	t.Helper()
 	d, err := LoadDashboard(path)
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +261,7 @@ func (s *Stack) CheckDashboard(t testing.TB, path string, allowEmpty ...string) 
 	}
 	var vars map[string]string
 	WaitFor(t, DefaultTimeout, "dashboard variables to have values", func(ctx context.Context) error {
-		vars, err = d.ResolveVariables(ctx, s.Prometheus, Builtins(s.interval))
+		vars, err = d.ResolveVariables(ctx, s.Prometheus, Builtins(s.interval), selected)
 		return err
 	})
 	empty := make(map[string]bool, len(allowEmpty))

@@ -241,6 +241,8 @@ type Rule struct {
 	Health    string `json:"health"` // "ok", "err" or "unknown" (not evaluated yet)
 	LastError string `json:"lastError"`
 	State     string `json:"state"` // alerting rules: inactive, pending or firing
+	// LastEvaluation is when the rule was last evaluated (zero before).
+	LastEvaluation time.Time `json:"lastEvaluation"`
 }
 
 // Rules lists every loaded rule.

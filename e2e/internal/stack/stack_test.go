@@ -17,14 +17,15 @@ import (
 
 func TestMain(m *testing.M) { stack.Main(m) }
 
-// The two fake replicas of TestPipeline. They report the same queue with
-// slightly different depths (as two samplers a moment apart would), and
-// their own pools and processors.
+// The two fake replicas of TestPipeline. They report the same queue of the
+// same database with slightly different depths (as two samplers a moment
+// apart would), and their own pools and processors.
 var (
 	replicaA = fakeapp.Replica{
 		InstanceID: "replica-a",
 		Processors: map[string]int64{"worker": 3, "scheduler": 1},
 		Pool:       "main", Used: 4, Idle: 6, Max: 10, IdleMin: 2, AcquireWaits: 7,
+		ServerAddress: "pg.internal", ServerPort: 5432, Database: "app",
 		Queue: "jobs", Visible: 12, Invisible: 3, OldestAgeSeconds: 42.5, Sent: 100,
 		SamplerErrors: map[string]int64{"timeout": 2},
 		// Two acquires found an idle connection, one waited.
@@ -34,6 +35,7 @@ var (
 		InstanceID: "replica-b",
 		Processors: map[string]int64{"worker": 2},
 		Pool:       "main", Used: 9, Idle: 1, Max: 10, IdleMin: 2, AcquireWaits: 30,
+		ServerAddress: "pg.internal", ServerPort: 5432, Database: "app",
 		Queue: "jobs", Visible: 11, Invisible: 5, OldestAgeSeconds: 40, Sent: 99,
 	}
 )
@@ -84,11 +86,12 @@ func TestPipeline(t *testing.T) {
 			"pgxpool_connection_utilization_ratio",
 			"target_info",
 		}
-		// The rules' own output keeps job="orchestrator" too: the recording
-		// rule (names with a colon) and ALERTS (replica B's pool at 0.9 makes
+		// The rules' own output: the recording rule (names with a colon,
+		// per database and queue, without job) and ALERTS, which keep
+		// job="orchestrator" (replica B's pool at 0.9 makes
 		// PGXPoolUtilizationHigh pending at once). Wait for both, the order
 		// a slow machine meets, and count only what was scraped.
-		s.WaitForSamples(t, `pgmq:queue_depth:max{job="orchestrator"}`, 1)
+		s.WaitForSamples(t, `pgmq:queue_depth:max{db_namespace="app"}`, 1)
 		s.WaitForSamples(t, `ALERTS{job="orchestrator",alertname="PGXPoolUtilizationHigh"}`, 1)
 		var got []string
 		stack.WaitFor(t, stack.DefaultTimeout, "every metric of both replicas", func(ctx context.Context) error {
@@ -129,7 +132,9 @@ func TestPipeline(t *testing.T) {
 			return m
 		}
 		pool := []string{"db_client_connection_pool_name", "main"}
-		queue := []string{"messaging_system", "pgmq", "messaging_destination_name", "jobs"}
+		database := []string{"server_address", "pg.internal", "server_port", "5432", "db_namespace", "app"}
+		queue := append([]string{"messaging_system", "pgmq", "messaging_destination_name", "jobs"}, database...)
+		depth := append(queue[:len(queue):len(queue)], "pgmq_depth_method", "count")
 		for _, tc := range []struct {
 			name   string
 			labels map[string]string // without __name__
@@ -146,11 +151,11 @@ func TestPipeline(t *testing.T) {
 			{"db_client_connection_wait_time_seconds_count", with(pool...), 3},
 			{"db_client_connection_wait_time_seconds_bucket", with(append(pool, "le", "1e-05")...), 2},
 			{"db_client_connection_wait_time_seconds_bucket", with(append(pool, "le", "0.5")...), 3},
-			{"pgmq_queue_depth", with(append(queue, "pgmq_message_state", "visible")...), 12},
-			{"pgmq_queue_depth", with(append(queue, "pgmq_message_state", "invisible")...), 3},
+			{"pgmq_queue_depth", with(append(depth, "pgmq_message_state", "visible")...), 12},
+			{"pgmq_queue_depth", with(append(depth, "pgmq_message_state", "invisible")...), 3},
 			{"pgmq_queue_oldest_message_age_seconds", with(queue...), 42.5},
 			{"pgmq_queue_sent_messages_total", with(queue...), 100},
-			{"pgmq_sampler_errors_total", with("error_type", "timeout"), 2},
+			{"pgmq_sampler_errors_total", with(append(database, "error_type", "timeout")...), 2},
 		} {
 			sel := tc.name + selector(tc.labels)
 			got := s.WaitForSamples(t, sel, 1)
@@ -180,12 +185,13 @@ func TestPipeline(t *testing.T) {
 			t.Errorf("utilization by replica %v, want %v", byReplica, want)
 		}
 		// Queue-level series aggregate with max across replicas.
-		got = s.QueryInstant(t, `max by (messaging_destination_name, pgmq_message_state) (pgmq_queue_depth)`)
+		got = s.QueryInstant(t, `max by (server_address, server_port, db_namespace, messaging_destination_name, pgmq_message_state) (pgmq_queue_depth)`)
 		depth := map[string]float64{}
 		for _, x := range got {
-			depth[x.Labels["messaging_destination_name"]+"/"+x.Labels["pgmq_message_state"]] = x.Value
+			l := x.Labels
+			depth[l["server_address"]+":"+l["server_port"]+"/"+l["db_namespace"]+"/"+l["messaging_destination_name"]+"/"+l["pgmq_message_state"]] = x.Value
 		}
-		if want := map[string]float64{"jobs/visible": 12, "jobs/invisible": 5}; !maps.Equal(depth, want) {
+		if want := map[string]float64{"pg.internal:5432/app/jobs/visible": 12, "pg.internal:5432/app/jobs/invisible": 5}; !maps.Equal(depth, want) {
 			t.Errorf("max queue depth %v, want %v", depth, want)
 		}
 	})
@@ -233,7 +239,8 @@ func TestPipeline(t *testing.T) {
 			"OTelCollectorDown", "PGMQBacklogWithoutProcessors", "PGMQMessageWaitTooLong", "PGMQNoQueueSampler",
 			"PGMQOldestMessageTooOld", "PGMQProcessingFailureRatioHigh", "PGMQQueueDepthGrowing", "PGMQSamplerErrors",
 			"PGMQTelemetryAbsent",
-			"PGXPoolAcquireSlow", "PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh", "pgmq:queue_depth:max",
+			"PGXPoolAcquireSlow", "PGXPoolUtilizationCritical", "PGXPoolUtilizationHigh",
+			"pgmq:database_queues:count", "pgmq:queue_depth:max",
 		}
 		if !slices.Equal(names, want) {
 			t.Errorf("rules %v, want %v", names, want)
@@ -260,7 +267,7 @@ func TestPipeline(t *testing.T) {
 		// across replicas (A: 12 + 3 = 15, B: 11 + 5 = 16). Polled: the rule
 		// may have last run before both replicas reported.
 		stack.WaitFor(t, stack.DefaultTimeout, "pgmq:queue_depth:max", func(ctx context.Context) error {
-			rec, err := s.Prometheus.Query(ctx, `pgmq:queue_depth:max{job="orchestrator",messaging_destination_name="jobs"}`)
+			rec, err := s.Prometheus.Query(ctx, `pgmq:queue_depth:max{server_address="pg.internal",server_port="5432",db_namespace="app",messaging_destination_name="jobs"}`)
 			if err != nil {
 				return err
 			}
