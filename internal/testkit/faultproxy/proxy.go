@@ -24,10 +24,10 @@ import (
 type mode int
 
 const (
-	modePass      mode = iota // forward, after the configured delay
-	modeBlackhole             // accept, then hold everything until Restore
-	modeCut                   // listener closed, connections closed
-	modeHoldReplies           // forward the client's data, hold the target's
+	modePass        mode = iota // forward, after the configured delay
+	modeBlackhole               // accept, then hold everything until Restore
+	modeCut                     // listener closed, connections closed
+	modeHoldReplies             // forward the client's data, hold the target's
 )
 
 // Proxy forwards TCP connections from a loopback address to a target.
