@@ -98,7 +98,7 @@ type Elector struct {
 	mu         sync.Mutex
 	term       Term // zero while follower
 	trustUntil time.Time
-	exclusive  bool // the lease was last written healthy: no takeover before it expires
+	exclusive  bool // every write of the lease that may have committed said healthy: no takeover by health
 	last       Status
 }
 
@@ -226,7 +226,15 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	if !term.IsZero() {
 		// An unhealthy leader goes on leading, its lease marked unhealthy,
 		// so a healthy replica takes it over at its next attempt; a lone
-		// replica keeps sampling for its in-process readers.
+		// replica keeps sampling for its in-process readers. The term
+		// stops being trusted before the renewal is sent: it may commit
+		// even when its answer is lost, and from that commit on a healthy
+		// replica may take the lease.
+		if !healthy {
+			e.mu.Lock()
+			e.exclusive = false
+			e.mu.Unlock()
+		}
 		lease, err := e.store.Renew(ctx, RenewParams{Key: e.cfg.Key, Term: term, TTL: e.cfg.TTL, Healthy: healthy})
 		switch {
 		case err == nil:
@@ -240,7 +248,8 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 			return e.follow(ReasonReadOnly), err
 		default:
 			// The store could not answer: the term lasts while held (and
-			// stays trusted only if the lease was last written healthy).
+			// stays trusted only if no write that may have committed marked
+			// the lease unhealthy).
 			if e.Holds(term) {
 				return Status{State: Leader, Term: term}, err
 			}
