@@ -100,6 +100,12 @@ type Elector struct {
 	trustUntil time.Time
 	exclusive  bool // every write of the lease that may have committed said healthy: no takeover by health
 	last       Status
+
+	// While follower (guarded by step): the holder's lease as last read,
+	// and when this elector read it first (the end of that attempt, on
+	// the local clock).
+	seen   Lease
+	seenAt time.Time
 }
 
 // New returns an elector in the follower state. It performs no I/O.
@@ -256,9 +262,21 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 			return e.follow(ReasonUntrusted), err
 		}
 	}
-	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL, Healthy: healthy})
+	// The holder's lease is stale once this elector has seen the same row
+	// for TTL on its own clock: its holder, whose trust window ends TTL -
+	// Margin after a renewal that started before that row was read, has
+	// stopped trusting its term by then, whatever the database's clock did.
+	var stale Lease
+	if !e.seen.IsZero() && start.Sub(e.seenAt) >= e.cfg.TTL {
+		stale = e.seen
+	}
+	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL, Healthy: healthy, Stale: stale})
+	if errors.Is(err, ErrHeld) && !lease.Same(e.seen) {
+		e.seen, e.seenAt = lease, e.cfg.Now()
+	}
 	switch {
 	case err == nil:
+		e.seen, e.seenAt = Lease{}, time.Time{}
 		return e.lead(lease.Term, start, healthy), nil
 	case errors.Is(err, ErrHeld) && lost:
 		return e.follow(ReasonLost), nil // says why this replica no longer leads

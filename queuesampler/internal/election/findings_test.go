@@ -70,3 +70,65 @@ func TestLostReplyOfUnhealthyRenewal(t *testing.T) {
 		t.Fatal("a trusts a term whose lease it may have written unhealthy")
 	}
 }
+
+// skewClock is the database host's clock as the test sets it: an offset
+// added to now() in every statement of the stores that share it.
+type skewClock struct{ d atomic.Int64 }
+
+func (s *skewClock) get() time.Duration      { return time.Duration(s.d.Load()) }
+func (s *skewClock) advance(d time.Duration) { s.d.Add(int64(d)) }
+
+// The database host's clock steps forward by more than the margin while a
+// leader holds the lease. The replicas' clocks run on: the leader still
+// trusts its term for TTL - margin after its last renewal, on its own
+// clock. No other replica may lead before that window has run out. Before,
+// the lease expired on the database's clock, so a follower took it over
+// once the step had eaten the margin, while the old leader still trusted
+// its term: two samplers at once for (step - margin).
+func TestDatabaseClockStepForward(t *testing.T) {
+	db := pgmqtest.New(t)
+	local := newClock() // both replicas' monotonic clocks (they run at the same rate)
+	var dbClock skewClock
+	const ttl, margin = 10 * time.Second, 2 * time.Second
+	newElector := func(id string) *Elector {
+		e, err := New(store(t, db.URL, WithClockSkew(dbClock.get)), Config{Key: 1, LeaderID: id, TTL: ttl, Margin: margin, Now: local.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a, b := newElector("a"), newElector("b")
+	aTerm := mustStep(t, a, Leader).Term
+	mustStep(t, b, Follower)
+
+	// 7.5 s pass on every clock; then the database's clock steps 3 s
+	// forward (more than the 2 s margin). a, still within its window
+	// (trusted until 8 s), has not renewed yet.
+	for _, elapsed := range []time.Duration{2500 * time.Millisecond, 2500 * time.Millisecond, 2500 * time.Millisecond} {
+		local.Advance(elapsed)
+		dbClock.advance(elapsed)
+		mustStep(t, b, Follower)
+	}
+	dbClock.advance(3 * time.Second)
+	if !a.Trusted(aTerm) {
+		t.Fatal("a's window ran out before its TTL - margin")
+	}
+	st, err := b.Step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State == Leader && a.Trusted(aTerm) {
+		t.Fatalf("b leads while a still trusts its term: two samplers at once")
+	}
+	// Once a's window has run out without a renewal, b takes over.
+	for range 4 {
+		local.Advance(time.Second)
+		dbClock.advance(time.Second)
+		if st, _ = b.Step(context.Background()); st.State == Leader {
+			break
+		}
+	}
+	if st.State != Leader || a.Trusted(aTerm) {
+		t.Fatalf("after a's window: b %v (%s), a trusted %v; want b leading alone", st.State, st.Reason, a.Trusted(aTerm))
+	}
+}
