@@ -83,6 +83,17 @@
 //   - A hot standby (or a read-only session): the store answers ErrReadOnly,
 //     the replica stays follower and says why; only replicas that reach the
 //     primary can lead.
+//   - Split primaries (a bound, not a fault the election can see): a
+//     standby promoted while the old primary still runs and still serves
+//     some replicas. The lease table is UNLOGGED (a promoted standby starts
+//     with it empty) and the two servers share nothing, so the replicas on
+//     each elect a sampler of their own: two samplers, each reporting its
+//     own server's queues, for as long as the old primary takes writes,
+//     plus at most TTL - Margin once it is stopped. The application writes
+//     to both servers too; only fencing the old primary, which a failover
+//     manager does, ends it. The points carry server.address and
+//     server.port, which tell the two apart when the replicas name the
+//     servers directly rather than through one virtual address.
 //   - The lease table is missing: the store creates it when the role may
 //     (PostgresDDL), and otherwise answers ErrNotInstalled.
 //   - The database is unreachable: a follower stays follower, a leader stops

@@ -2,12 +2,14 @@ package election
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pgmqotel/pgmqotel/internal/testkit/faultproxy"
+	"github.com/pgmqotel/pgmqotel/internal/testkit/pgcluster"
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
 
@@ -131,4 +133,56 @@ func TestDatabaseClockStepForward(t *testing.T) {
 	if st.State != Leader || a.Trusted(aTerm) {
 		t.Fatalf("after a's window: b %v (%s), a trusted %v; want b leading alone", st.State, st.Reason, a.Trusted(aTerm))
 	}
+}
+
+// Replicas split between an old primary that keeps running and a standby
+// promoted beside it each elect a sampler: the lease table is UNLOGGED, so
+// the promoted server starts with none, and neither server knows the other
+// took writes. This is the documented bound (doc.go, "Split primaries"),
+// held here: one sampler per server, each trusting its term, for as long
+// as the old primary accepts the replicas' writes; once it is stopped (the
+// fencing every failover needs, since the application writes there too),
+// its leader stops trusting its term when its window runs out and leads no
+// more.
+func TestSplitPrimariesEachElect(t *testing.T) {
+	primary := pgcluster.Start(t, pgcluster.Options{})
+	local := newClock()
+	const ttl = 10 * time.Second
+	newElector := func(id, dsn string) *Elector {
+		e, err := New(store(t, dsn), Config{Key: 1, LeaderID: id, TTL: ttl, Now: local.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a := newElector("a", primary.URL(""))
+	aTerm := mustStep(t, a, Leader).Term
+	standby := primary.Standby(t, pgcluster.Options{})
+	standby.WaitReplayed(t, primary)
+	if st, err := newElector("s", standby.URL("")).Step(context.Background()); !errors.Is(err, ErrReadOnly) || st.State != Follower {
+		t.Fatalf("a replica on the standby before promotion: %+v, %v; want read-only follower", st, err)
+	}
+	standby.Promote(t) // the old primary keeps running
+
+	b := newElector("b", standby.URL(""))
+	bTerm := mustStep(t, b, Leader).Term
+	if !a.Trusted(aTerm) || !b.Trusted(bTerm) {
+		t.Fatalf("split primaries: a trusted %v, b trusted %v; the documented bound says both", a.Trusted(aTerm), b.Trusted(bTerm))
+	}
+	t.Log("split primaries: one sampler per server, as documented")
+
+	// Fencing the old primary ends a's term with its trust window.
+	primary.Stop(t, "immediate")
+	local.Advance(ttl / 2)
+	if st, err := a.Step(context.Background()); err == nil || st.State != Leader {
+		t.Fatalf("a with its primary stopped, within its window: %+v, %v; want leader with an error", st, err)
+	}
+	local.Advance(ttl / 2)
+	if a.Trusted(aTerm) {
+		t.Fatal("a trusts its term past its window with its primary stopped")
+	}
+	if st, _ := a.Step(context.Background()); st.State != Follower || st.Reason != ReasonUntrusted {
+		t.Fatalf("a after its window: %+v, want untrusted follower", st)
+	}
+	mustStep(t, b, Leader)
 }
