@@ -267,8 +267,8 @@ func (p *Postgres) run(ctx context.Context, op, sql string) ([]*pgconn.Result, e
 		switch pgErr.Code {
 		case "25006": // read_only_sql_transaction
 			return nil, fmt.Errorf("election: %s: %w: %w", op, ErrReadOnly, err)
-		case "42501": // insufficient_privilege
-			return nil, fmt.Errorf("election: %s: %w: %w", op, ErrNotInstalled, err)
+		case "42501": // insufficient_privilege, on the table or its schema
+			return nil, fmt.Errorf("election: %s: %w: %w", op, ErrNotPermitted, err)
 		}
 	}
 	if err != nil {

@@ -155,8 +155,8 @@ func TestPostgresStoreInstall(t *testing.T) {
 	if _, err := store(t, db.URL).TryAcquire(ctx, AcquireParams{Key: 1, LeaderID: "owner", TTL: time.Second}); err != nil {
 		t.Fatalf("superuser, no table: %v", err)
 	}
-	if _, err := weak.TryAcquire(ctx, AcquireParams{Key: 2, LeaderID: "weak", TTL: time.Second}); !errors.Is(err, ErrNotInstalled) {
-		t.Fatalf("unprivileged role, table without grant: %v, want ErrNotInstalled", err)
+	if _, err := weak.TryAcquire(ctx, AcquireParams{Key: 2, LeaderID: "weak", TTL: time.Second}); !errors.Is(err, ErrNotPermitted) {
+		t.Fatalf("unprivileged role, table without grant: %v, want ErrNotPermitted", err)
 	}
 	if _, err := db.Pool.Exec(ctx, PostgresGrantSQL("pgmqotel_election_test")); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,9 @@ var (
 	// with the connecting role's privileges. Run PostgresDDL once as a role
 	// that may, and grant the electing role access (see PostgresGrantSQL).
 	ErrNotInstalled = errors.New("election: lease table missing and not creatable by this role")
+	// ErrNotPermitted: the lease table is there but the electing role may
+	// not use it (a missing grant: see PostgresGrantSQL).
+	ErrNotPermitted = errors.New("election: the electing role may not use the lease table")
 )
 
 // Term identifies one leadership: who was elected, and when on the
