@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -211,4 +212,31 @@ func (c *Cluster) TLSURL(db, user, host string, client KeyPair) string {
 	q.Set("sslkey", client.KeyFile)
 	u := url.URL{Scheme: "postgres", User: url.User(user), Host: net.JoinHostPort(host, fmt.Sprint(c.Port)), Path: "/" + db, RawQuery: q.Encode()}
 	return u.String()
+}
+
+// ClientEncrypted issues a client certificate for user whose RSA key file
+// is encrypted with password in the legacy PEM form, the only encrypted
+// form pgx reads (sslpassword).
+func (ca *CA) ClientEncrypted(tb testing.TB, user, password string) KeyPair {
+	tb.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, ca.template(tb, user, x509.ExtKeyUsageClientAuth), ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	//lint:ignore SA1019 legacy PEM encryption is what pgx's sslpassword decrypts
+	block, err := x509.EncryptPEMBlock(rand.Reader, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key), []byte(password), x509.PEMCipherAES256)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	base := "client-encrypted-" + url.PathEscape(user)
+	kp := KeyPair{CertFile: filepath.Join(ca.dir, base+".crt"), KeyFile: filepath.Join(ca.dir, base+".key")}
+	writePEM(tb, kp.CertFile, "CERTIFICATE", der, 0o644)
+	if err := os.WriteFile(kp.KeyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return kp
 }
