@@ -17,7 +17,10 @@
 --
 -- Run it once per database, after PGMQ is installed and after
 -- election-lease.sql, as the role that creates the queues (it must be able
--- to grant on them). Default privileges are per creating role: the two
+-- to grant on them; pgmq.meta belongs to whoever installed PGMQ, so when
+-- that was another role, such as a superuser for CREATE EXTENSION, run it
+-- as a superuser and add FOR ROLE as below). Default privileges are per
+-- creating role: the two
 -- ALTER DEFAULT PRIVILEGES statements cover queues that the role running
 -- this file creates later. If another role creates queues, add
 -- FOR ROLE <creator> to them (a superuser may), and so for each creator;
