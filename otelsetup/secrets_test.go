@@ -89,13 +89,26 @@ func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
 // secret and the output, never the text around it.
 func (o *outputs) check(t *testing.T) {
 	t.Helper()
+	o.checkAlso(t, nil)
+}
+
+// checkAlso is check with more secrets than the shared ones.
+func (o *outputs) checkAlso(t *testing.T, extra map[string]string) {
+	t.Helper()
+	all := map[string]string{}
+	for name, secret := range secrets {
+		all[name] = secret
+	}
+	for name, secret := range extra {
+		all[name] = secret
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	total := 0
 	for where, texts := range o.texts {
 		for _, text := range texts {
 			total++
-			for name, secret := range secrets {
+			for name, secret := range all {
 				if strings.Contains(text, secret) || strings.Contains(text, url.QueryEscape(secret)) {
 					t.Errorf("the %s appears in %s", name, where)
 				}

@@ -56,6 +56,16 @@ type Config struct {
 	// the same queues elect one sampler and replicas sampling others
 	// elect their own.
 	ElectionKey int64
+	// NoElectionDDL makes the sampler never run ElectionDDL: a missing
+	// lease table, or one made by an earlier release, is then a failure
+	// counted by its SQLSTATE (42P01 or 3F000 for a missing table, 42703
+	// for one without a column this release writes) until the migration runs
+	// (deploy/postgres/election-lease.sql, the same SQL). By default the
+	// sampler creates or upgrades the table at its first election when its
+	// role may: figures appear with no extra step where the role owns its
+	// database, and a role that may not gets a counted 42501 naming the
+	// fix. Set it where schema changes go through migrations only.
+	NoElectionDDL bool
 	// ElectionTTL is the lease's lifetime from each renewal; zero means
 	// DefaultElectionTTL, raised to at least twice MinInterval plus
 	// SampleTimeout. A TTL given must exceed MinInterval plus

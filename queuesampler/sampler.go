@@ -102,7 +102,7 @@ func New(cfg Config) (*Sampler, error) {
 	s := &Sampler{cfg: cfg, depth: depth, sem: make(chan struct{}, 1),
 		conn: conn{src: cfg.Conn}, failures: failures{onError: cfg.OnError}}
 	if !cfg.NoElection {
-		store := election.NewPostgres(&s.conn, election.WithStatementTimeout(opts.StatementTimeout))
+		store := election.NewPostgres(&s.conn, election.WithStatementTimeout(opts.StatementTimeout), election.WithCreateTable(!cfg.NoElectionDDL))
 		el, err := election.New(store, election.Config{Key: cfg.ElectionKey, TTL: cfg.ElectionTTL, Healthy: cfg.ExportHealthy})
 		if err != nil {
 			return nil, fmt.Errorf("queuesampler: election: %w", err)
@@ -244,8 +244,11 @@ func (s *Sampler) attempt(ctx context.Context) *Sample {
 			s.failures.reportOnce("read_only", fmt.Errorf("queuesampler: this replica's database is read-only (a hot standby?), so it never samples; point its connection at the primary to make it eligible: %w", err))
 			return &Sample{At: s.cfg.Now(), Role: RoleReadOnly, Reason: string(st.Reason)}
 		case err != nil:
-			if errors.Is(err, election.ErrNotInstalled) {
-				err = fmt.Errorf("%w; run queuesampler.ElectionDDL once as a role that may create it, and grant the sampler's role access (queuesampler.ElectionGrantSQL)", err)
+			switch {
+			case errors.Is(err, election.ErrNotInstalled):
+				err = fmt.Errorf("%w; run queuesampler.ElectionDDL (deploy/postgres/election-lease.sql) once as a role that may create it, and grant the sampler's role access (queuesampler.ElectionGrantSQL)", err)
+			case errors.Is(err, election.ErrNotPermitted):
+				err = fmt.Errorf("%w; grant the sampler's role access (deploy/postgres/monitor-role.sql or queuesampler.ElectionGrantSQL)", err)
 			}
 			return s.failed(OpElect, fmt.Errorf("queuesampler: election: %w", err))
 		default:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type healthReport struct {
 	otelmetrics.Snapshot
 	Database databaseHealth `json:"database"`
 	Tasks    taskCounts     `json:"tasks"`
+	// Goroutines is runtime.NumGoroutine(): a leak shows as a climb
+	// (scripts/soak.sh records its slope).
+	Goroutines int `json:"goroutines"`
 }
 
 // databaseHealth says whether the database answered the last queue sample
@@ -97,6 +101,7 @@ func (o *orchestrator) health(ctx context.Context) healthReport {
 			Processed: o.processed.Load(),
 			Failed:    o.failed.Load(),
 		},
+		Goroutines: runtime.NumGoroutine(),
 	}
 	var s *otelmetrics.DatabaseSnapshot
 	if len(r.Databases) > 0 {

@@ -1,6 +1,7 @@
 // Package faultproxy is a TCP proxy for tests that puts network faults
 // between a client and a real server on the loopback interface: added
-// latency, a black hole that accepts connections but forwards nothing, and a
+// latency, a black hole that accepts connections but forwards nothing,
+// held replies (requests reach the server, answers do not come back), and a
 // cut that closes every connection and refuses new ones. Restore heals all
 // of them on the same address, so the client under test never needs to be
 // reconfigured.
@@ -23,9 +24,10 @@ import (
 type mode int
 
 const (
-	modePass      mode = iota // forward, after the configured delay
-	modeBlackhole             // accept, then hold everything until Restore
-	modeCut                   // listener closed, connections closed
+	modePass        mode = iota // forward, after the configured delay
+	modeBlackhole               // accept, then hold everything until Restore
+	modeCut                     // listener closed, connections closed
+	modeHoldReplies             // forward the client's data, hold the target's
 )
 
 // Proxy forwards TCP connections from a loopback address to a target.
@@ -92,7 +94,16 @@ func (p *Proxy) Blackhole() error {
 	return p.setMode(modeBlackhole)
 }
 
-// Restore forwards again: it ends a black hole, delivering the held data,
+// HoldReplies forwards what clients send but holds what the target answers
+// until Restore: the server acts on a request (a transaction commits)
+// while its reply is lost on the way, like a connection that breaks after
+// the request went out. A client that gives up and closes its connection
+// never sees the held reply.
+func (p *Proxy) HoldReplies() error {
+	return p.setMode(modeHoldReplies)
+}
+
+// Restore forwards again: it ends a black hole or held replies, delivering the held data,
 // and after Cut listens again on the same address. The delay is kept.
 func (p *Proxy) Restore() error {
 	return p.setMode(modePass)
@@ -237,7 +248,7 @@ func (p *Proxy) serve(l *link) {
 	defer p.wg.Done()
 	defer p.forget(l)
 	// In a black hole the target is not dialled until Restore.
-	if !p.hold(l, time.Time{}) {
+	if !p.hold(l, time.Time{}, false) {
 		return
 	}
 	var d net.Dialer
@@ -252,9 +263,9 @@ func (p *Proxy) serve(l *link) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.copy(l, srv, l.client)
+		p.copy(l, srv, l.client, false)
 	}()
-	p.copy(l, l.client, srv)
+	p.copy(l, l.client, srv, true)
 }
 
 func (p *Proxy) forget(l *link) {
@@ -264,15 +275,15 @@ func (p *Proxy) forget(l *link) {
 	p.mu.Unlock()
 }
 
-// copy forwards src to dst chunk by chunk, holding each as the faults say.
-// Either side ending ends the whole link.
-func (p *Proxy) copy(l *link, dst, src net.Conn) {
+// copy forwards src to dst chunk by chunk, holding each as the faults say;
+// reply says src is the target. Either side ending ends the whole link.
+func (p *Proxy) copy(l *link, dst, src net.Conn, reply bool) {
 	defer l.close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !p.hold(l, time.Now()) {
+			if !p.hold(l, time.Now(), reply) {
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -286,9 +297,10 @@ func (p *Proxy) copy(l *link, dst, src net.Conn) {
 }
 
 // hold waits until data read at readAt may be forwarded: the delay has
-// passed and the proxy forwards. It returns false when the link was closed
-// meanwhile. A zero readAt skips the delay.
-func (p *Proxy) hold(l *link, readAt time.Time) bool {
+// passed and the proxy forwards data of its direction (reply: from the
+// target). It returns false when the link was closed meanwhile. A zero
+// readAt skips the delay.
+func (p *Proxy) hold(l *link, readAt time.Time, reply bool) bool {
 	for {
 		p.mu.Lock()
 		m, delay, changed := p.mode, p.delay, p.changed
@@ -307,7 +319,7 @@ func (p *Proxy) hold(l *link, readAt time.Time) bool {
 				continue
 			}
 		}
-		if m == modePass {
+		if m == modePass || (m == modeHoldReplies && !reply) {
 			return true
 		}
 		select {

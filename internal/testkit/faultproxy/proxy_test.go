@@ -310,3 +310,56 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With replies held the target gets every request and acts on it, and the
+// client hears nothing until Restore.
+func TestHoldRepliesDeliversRequestsOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			got <- line[:len(line)-1]
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	})
+	p := listen(t, ln.Addr().String())
+	c := dial(t, p.Addr())
+	c.send(t, "before")
+	c.mustRecv(t, "before")
+	<-got
+	if err := p.HoldReplies(); err != nil {
+		t.Fatal(err)
+	}
+	c.send(t, "commit")
+	select {
+	case s := <-got:
+		if s != "commit" {
+			t.Fatalf("target got %q", s)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("the request did not reach the target")
+	}
+	c.mustStall(t)
+	if err := p.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	c.mustRecv(t, "commit")
+	_ = c.Close()
+}

@@ -4,9 +4,11 @@
 //
 // A cluster is made with the server binaries of the machine (initdb,
 // pg_ctl, pg_basebackup from $PGBIN, else `pg_config --bindir`, else
-// /usr/lib/postgresql/15/bin), listens on a free port on 127.0.0.1 only,
-// trusts local connections for the user postgres, and is stopped and
-// removed when the test ends. PostgreSQL refuses to run as root, so when
+// /usr/lib/postgresql/15/bin), listens on a free port on 127.0.0.1 only
+// (and on a Unix socket in its own directory), trusts local connections
+// for the user postgres, and is stopped and removed when the test ends.
+// With Options.TLS it serves SSL and admits TCP clients only with a client
+// certificate of a test CA (tls.go). PostgreSQL refuses to run as root, so when
 // the test runs as root the binaries run as the user postgres (runuser).
 //
 // Without the binaries the test is skipped, unless CI is set, in which
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -36,6 +39,9 @@ type Options struct {
 	// Settings are extra postgresql.conf parameters, such as
 	// {"idle_session_timeout": "5s"}. Values are written as given.
 	Settings map[string]string
+	// TLS, when not nil, turns SSL on and admits TCP clients only over SSL
+	// with a client certificate (see TLS).
+	TLS *TLS
 }
 
 // Cluster is one running (or stopped) PostgreSQL cluster.
@@ -48,6 +54,8 @@ type Cluster struct {
 	bin     string
 	owner   *user.User // nil when not running as root
 	logFile string
+	socket  string // Unix socket directory
+	ca      *CA    // nil without TLS
 }
 
 // Start initializes a cluster with opts and starts it. The cluster is
@@ -56,7 +64,14 @@ func Start(tb testing.TB, opts Options) *Cluster {
 	tb.Helper()
 	c := newCluster(tb)
 	c.run(tb, "initdb", "-D", c.Dir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
-	c.configure(tb, opts.Settings)
+	settings := opts.Settings
+	if opts.TLS != nil {
+		settings = c.configureTLS(tb, opts.TLS)
+		for k, v := range opts.Settings {
+			settings[k] = v
+		}
+	}
+	c.configure(tb, settings)
 	c.Start(tb)
 	return c
 }
@@ -84,6 +99,7 @@ func newCluster(tb testing.TB) *Cluster {
 		tb.Fatal(err)
 	}
 	c.Dir = filepath.Join(parent, "data")
+	c.socket = parent
 	c.logFile = filepath.Join(parent, "server.log")
 	if err := os.Mkdir(c.Dir, 0o700); err != nil {
 		tb.Fatal(err)
@@ -105,7 +121,7 @@ func (c *Cluster) configure(tb testing.TB, settings map[string]string) {
 	lines := []string{
 		"listen_addresses = '127.0.0.1'",
 		"port = " + strconv.Itoa(c.Port),
-		"unix_socket_directories = ''",
+		"unix_socket_directories = '" + c.socket + "'",
 		"fsync = off",
 		"full_page_writes = off",
 	}
@@ -127,10 +143,15 @@ func (c *Cluster) configure(tb testing.TB, settings map[string]string) {
 	}
 }
 
-// URL returns a connection URL for database db (postgres when empty).
+// URL returns a connection URL for database db (postgres when empty), as
+// the user postgres: over TCP without SSL, or, for a cluster started with
+// TLS, through the Unix socket (see TLSURL for TCP).
 func (c *Cluster) URL(db string) string {
 	if db == "" {
 		db = "postgres"
+	}
+	if c.ca != nil {
+		return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, url.QueryEscape(c.socket), c.Port)
 	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
 }
@@ -139,6 +160,14 @@ func (c *Cluster) URL(db string) string {
 // logged (with Options.Settings such as log_statement and
 // log_line_prefix).
 func (c *Cluster) LogPath() string { return c.logFile }
+
+// adminHost is where the server binaries reach the cluster.
+func (c *Cluster) adminHost() string {
+	if c.ca != nil {
+		return c.socket
+	}
+	return "127.0.0.1"
+}
 
 // Start starts the stopped cluster and waits until it accepts connections
 // (a standby: until it accepts read-only connections).
@@ -179,11 +208,11 @@ func (c *Cluster) Restart(tb testing.TB, mode string) {
 func (c *Cluster) Standby(tb testing.TB, opts Options) *Cluster {
 	tb.Helper()
 	s := newCluster(tb)
-	s.bin, s.owner = c.bin, c.owner
+	s.bin, s.owner, s.ca = c.bin, c.owner, c.ca
 	if err := os.Remove(s.Dir); err != nil {
 		tb.Fatal(err)
 	}
-	s.run(tb, "pg_basebackup", "-D", s.Dir, "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port),
+	s.run(tb, "pg_basebackup", "-D", s.Dir, "-h", c.adminHost(), "-p", strconv.Itoa(c.Port),
 		"-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync")
 	// The copied postgresql.conf names the primary's port; the last
 	// setting wins.

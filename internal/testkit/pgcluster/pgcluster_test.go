@@ -2,6 +2,7 @@ package pgcluster_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,48 @@ func TestCrashStandbyPromote(t *testing.T) {
 	exec(t, surl, "INSERT INTO t VALUES (0)")
 	if got := queryInt(t, surl, "SELECT count(*) FROM t"); got != 1501 {
 		t.Fatalf("promoted: count(*) = %d, want 1501", got)
+	}
+}
+
+// A cluster started with TLS admits TCP clients only over SSL with a
+// client certificate the CA signed, and a verify-full client refuses its
+// certificate under a name it does not hold.
+func TestTLSClusterAdmitsOnlyCertificates(t *testing.T) {
+	c := pgcluster.Start(t, pgcluster.Options{TLS: &pgcluster.TLS{}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := c.CA().Client(t, "postgres")
+
+	conn, err := pgx.Connect(ctx, c.TLSURL("", "postgres", "localhost", client))
+	if err != nil {
+		t.Fatalf("verify-full with a client certificate: %v", err)
+	}
+	var ssl bool
+	var dn string
+	if err := conn.QueryRow(ctx, "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl, &dn); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if !ssl || dn != "/CN=postgres" {
+		t.Fatalf("ssl %v, client_dn %q; want true, /CN=postgres", ssl, dn)
+	}
+
+	plain := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres", c.Port)
+	for name, dsn := range map[string]string{
+		"hostname mismatch":         c.TLSURL("", "postgres", "127.0.0.1", client),
+		"plain text":                plain + "?sslmode=disable",
+		"prefer, no certificate":    plain + "?sslmode=prefer",
+		"certificate of a stranger": c.TLSURL("", "postgres", "localhost", pgcluster.NewCA(t).Client(t, "postgres")),
+	} {
+		if conn, err := pgx.Connect(ctx, dsn); err == nil {
+			conn.Close(ctx)
+			t.Errorf("%s: connected", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	// The administration socket still works.
+	if got := queryInt(t, c.URL(""), "SELECT 1"); got != 1 {
+		t.Fatal(got)
 	}
 }

@@ -98,8 +98,14 @@ type Elector struct {
 	mu         sync.Mutex
 	term       Term // zero while follower
 	trustUntil time.Time
-	exclusive  bool // the lease was last written healthy: no takeover before it expires
+	exclusive  bool // every write of the lease that may have committed said healthy: no takeover by health
 	last       Status
+
+	// While follower (guarded by step): the holder's lease as last read,
+	// and when this elector read it first (the end of that attempt, on
+	// the local clock).
+	seen   Lease
+	seenAt time.Time
 }
 
 // New returns an elector in the follower state. It performs no I/O.
@@ -226,7 +232,15 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 	if !term.IsZero() {
 		// An unhealthy leader goes on leading, its lease marked unhealthy,
 		// so a healthy replica takes it over at its next attempt; a lone
-		// replica keeps sampling for its in-process readers.
+		// replica keeps sampling for its in-process readers. The term
+		// stops being trusted before the renewal is sent: it may commit
+		// even when its answer is lost, and from that commit on a healthy
+		// replica may take the lease.
+		if !healthy {
+			e.mu.Lock()
+			e.exclusive = false
+			e.mu.Unlock()
+		}
 		lease, err := e.store.Renew(ctx, RenewParams{Key: e.cfg.Key, Term: term, TTL: e.cfg.TTL, Healthy: healthy})
 		switch {
 		case err == nil:
@@ -240,16 +254,29 @@ func (e *Elector) stepLocked(ctx context.Context) (Status, error) {
 			return e.follow(ReasonReadOnly), err
 		default:
 			// The store could not answer: the term lasts while held (and
-			// stays trusted only if the lease was last written healthy).
+			// stays trusted only if no write that may have committed marked
+			// the lease unhealthy).
 			if e.Holds(term) {
 				return Status{State: Leader, Term: term}, err
 			}
 			return e.follow(ReasonUntrusted), err
 		}
 	}
-	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL, Healthy: healthy})
+	// The holder's lease is stale once this elector has seen the same row
+	// for TTL on its own clock: its holder, whose trust window ends TTL -
+	// Margin after a renewal that started before that row was read, has
+	// stopped trusting its term by then, whatever the database's clock did.
+	var stale Lease
+	if !e.seen.IsZero() && start.Sub(e.seenAt) >= e.cfg.TTL {
+		stale = e.seen
+	}
+	lease, err := e.store.TryAcquire(ctx, AcquireParams{Key: e.cfg.Key, LeaderID: e.cfg.LeaderID, TTL: e.cfg.TTL, Healthy: healthy, Stale: stale})
+	if errors.Is(err, ErrHeld) && !lease.Same(e.seen) {
+		e.seen, e.seenAt = lease, e.cfg.Now()
+	}
 	switch {
 	case err == nil:
+		e.seen, e.seenAt = Lease{}, time.Time{}
 		return e.lead(lease.Term, start, healthy), nil
 	case errors.Is(err, ErrHeld) && lost:
 		return e.follow(ReasonLost), nil // says why this replica no longer leads

@@ -50,8 +50,8 @@ func (m *memStore) TryAcquire(_ context.Context, p AcquireParams) (Lease, error)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock.Now()
-	if l, ok := m.rows[p.Key]; ok && l.ExpiresAt.After(now) && l.LeaderID != p.LeaderID && !(p.Healthy && !m.healthy[p.Key]) {
-		return Lease{}, ErrHeld
+	if l, ok := m.rows[p.Key]; ok && l.LeaderID != p.LeaderID && !(p.Healthy && !m.healthy[p.Key]) && !l.Same(p.Stale) {
+		return l, ErrHeld
 	}
 	l := Lease{Term: Term{LeaderID: p.LeaderID, ElectedAt: now}, ExpiresAt: now.Add(p.TTL)}
 	m.rows[p.Key] = l
@@ -69,7 +69,7 @@ func (m *memStore) Renew(_ context.Context, p RenewParams) (Lease, error) {
 	defer m.mu.Unlock()
 	now := m.clock.Now()
 	l, ok := m.rows[p.Key]
-	if !ok || !l.Term.Equal(p.Term) || !l.ExpiresAt.After(now) {
+	if !ok || !l.Term.Equal(p.Term) {
 		return Lease{}, ErrLeaseLost
 	}
 	l.ExpiresAt = now.Add(p.TTL)
@@ -294,4 +294,22 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := New(nil, Config{TTL: time.Second}); err == nil {
 		t.Error("nil store accepted")
 	}
+}
+
+// A replica that first sees a lease when its holder has already stopped
+// renewing (it started late, or the lease dates from before a restart)
+// takes it over TTL after its first sight, never sooner: it cannot know
+// when the holder's trust window began.
+func TestLateFollowerWaitsTTLFromFirstSight(t *testing.T) {
+	c := newClock()
+	s := newMemStore(c)
+	a := newTestElector(t, s, c, "a", nil)
+	mustStep(t, a, Leader)
+	c.Advance(3 * ttl) // a dies; its row stays
+	b := newTestElector(t, s, c, "b", nil)
+	mustStep(t, b, Follower)
+	c.Advance(ttl - time.Millisecond)
+	mustStep(t, b, Follower)
+	c.Advance(time.Millisecond)
+	mustStep(t, b, Leader)
 }

@@ -66,6 +66,7 @@ type Postgres struct {
 	db      SimpleQueryer
 	timeout time.Duration
 	install bool
+	skew    func() time.Duration // added to now() in every statement; nil: none
 }
 
 // PostgresOption configures NewPostgres.
@@ -88,6 +89,17 @@ func WithCreateTable(create bool) PostgresOption {
 	return func(p *Postgres) { p.install = create }
 }
 
+// WithClockSkew shifts the database's clock, as every statement of the
+// store reads it, by what skew returns at each call: the way tests step
+// the database host's clock without touching the host. Nil is ignored.
+func WithClockSkew(skew func() time.Duration) PostgresOption {
+	return func(p *Postgres) {
+		if skew != nil {
+			p.skew = skew
+		}
+	}
+}
+
 // NewPostgres returns a store running on db.
 func NewPostgres(db SimpleQueryer, opts ...PostgresOption) *Postgres {
 	p := &Postgres{db: db, timeout: 2 * time.Second, install: true}
@@ -107,6 +119,8 @@ const leaseColumns = `leader_id,
 
 // TryAcquire implements Store. pg_is_in_recovery() comes first, so a
 // standby answers ErrReadOnly however its refusal of the write is worded.
+// The lease's row is read again after the upsert, in the same transaction,
+// so a candidate that does not get it learns what it saw.
 func (p *Postgres) TryAcquire(ctx context.Context, a AcquireParams) (Lease, error) {
 	if err := ValidateLeaderID(a.LeaderID); err != nil {
 		return Lease{}, err
@@ -114,26 +128,39 @@ func (p *Postgres) TryAcquire(ctx context.Context, a AcquireParams) (Lease, erro
 	if a.TTL <= 0 {
 		return Lease{}, &ConfigError{Field: "TTL", Reason: "must be positive"}
 	}
+	stale := ""
+	if !a.Stale.IsZero() {
+		if err := ValidateLeaderID(a.Stale.LeaderID); err != nil {
+			return Lease{}, err
+		}
+		stale = " OR (" + leaseMatch("l.", a.Stale) + ")"
+	}
+	now := p.now()
 	sql := `SELECT pg_is_in_recovery();` + p.local() + `
 INSERT INTO ` + PostgresTable + ` AS l (key, leader_id, elected_at, expires_at, healthy)
-VALUES (` + itoa(a.Key) + `, ` + literal(a.LeaderID) + `, now(), now() + ` + millis(a.TTL) + `, ` + boolean(a.Healthy) + `)
+VALUES (` + itoa(a.Key) + `, ` + literal(a.LeaderID) + `, ` + now + `, ` + now + ` + ` + millis(a.TTL) + `, ` + boolean(a.Healthy) + `)
 ON CONFLICT (key) DO UPDATE
 	SET leader_id = excluded.leader_id, elected_at = excluded.elected_at,
 		expires_at = excluded.expires_at, healthy = excluded.healthy
-	WHERE l.expires_at <= now() OR l.leader_id = excluded.leader_id OR (excluded.healthy AND NOT l.healthy)
-RETURNING ` + leaseColumns
+	WHERE l.leader_id = excluded.leader_id OR (excluded.healthy AND NOT l.healthy)` + stale + `
+RETURNING ` + leaseColumns + `;
+SELECT ` + leaseColumns + ` FROM ` + PostgresTable + ` WHERE key = ` + itoa(a.Key)
 	res, err := p.run(ctx, "acquire", sql)
 	if err != nil {
 		return Lease{}, err
 	}
-	lease, ok, err := lastLease(res)
+	if len(res) < 2 {
+		return Lease{}, errors.New("election: acquire: no result")
+	}
+	lease, ok, err := lastLease(res[:len(res)-1])
+	if err != nil || ok {
+		return lease, err
+	}
+	held, _, err := lastLease(res)
 	if err != nil {
 		return Lease{}, err
 	}
-	if !ok {
-		return Lease{}, ErrHeld
-	}
-	return lease, nil
+	return held, ErrHeld
 }
 
 // Renew implements Store.
@@ -142,8 +169,8 @@ func (p *Postgres) Renew(ctx context.Context, r RenewParams) (Lease, error) {
 		return Lease{}, err
 	}
 	sql := p.local() + `
-UPDATE ` + PostgresTable + ` SET expires_at = now() + ` + millis(r.TTL) + `, healthy = ` + boolean(r.Healthy) + `
-WHERE ` + termMatch(r.Key, r.Term) + ` AND expires_at > now()
+UPDATE ` + PostgresTable + ` SET expires_at = ` + p.now() + ` + ` + millis(r.TTL) + `, healthy = ` + boolean(r.Healthy) + `
+WHERE ` + termMatch(r.Key, r.Term) + `
 RETURNING ` + leaseColumns
 	res, err := p.run(ctx, "renew", sql)
 	if err != nil {
@@ -172,7 +199,7 @@ DELETE FROM `+PostgresTable+` WHERE `+termMatch(r.Key, r.Term))
 // Holder implements Store.
 func (p *Postgres) Holder(ctx context.Context, key int64) (Lease, error) {
 	res, err := p.run(ctx, "holder", p.local()+`
-SELECT `+leaseColumns+` FROM `+PostgresTable+` WHERE key = `+itoa(key)+` AND expires_at > now()`)
+SELECT `+leaseColumns+` FROM `+PostgresTable+` WHERE key = `+itoa(key)+` AND expires_at > `+p.now())
 	if err != nil {
 		return Lease{}, err
 	}
@@ -199,6 +226,15 @@ func Install(ctx context.Context, db SimpleQueryer) error {
 		return fmt.Errorf("election: install %s: %w", PostgresTable, err)
 	}
 	return nil
+}
+
+// now is the database's clock in a statement: now(), the start of the
+// call's transaction, shifted by the test's skew if any.
+func (p *Postgres) now() string {
+	if p.skew == nil {
+		return "now()"
+	}
+	return "(now() + " + itoa(p.skew().Microseconds()) + " * interval '1 microsecond')"
 }
 
 // local sets the call's timeouts for its implicit transaction only.
@@ -231,8 +267,8 @@ func (p *Postgres) run(ctx context.Context, op, sql string) ([]*pgconn.Result, e
 		switch pgErr.Code {
 		case "25006": // read_only_sql_transaction
 			return nil, fmt.Errorf("election: %s: %w: %w", op, ErrReadOnly, err)
-		case "42501": // insufficient_privilege
-			return nil, fmt.Errorf("election: %s: %w: %w", op, ErrNotInstalled, err)
+		case "42501": // insufficient_privilege, on the table or its schema
+			return nil, fmt.Errorf("election: %s: %w: %w", op, ErrNotPermitted, err)
 		}
 	}
 	if err != nil {
@@ -271,8 +307,21 @@ func lastLease(res []*pgconn.Result) (Lease, bool, error) {
 
 // termMatch selects the row of key held in term.
 func termMatch(key int64, t Term) string {
-	return "key = " + itoa(key) + " AND leader_id = " + literal(t.LeaderID) +
-		" AND elected_at = timestamptz 'epoch' + " + itoa(t.ElectedAt.UnixMicro()) + " * interval '1 microsecond'"
+	return "key = " + itoa(key) + " AND leader_id = " + literal(t.LeaderID) + " AND elected_at = " + micros(t.ElectedAt)
+}
+
+// leaseMatch says that the row (its columns prefixed with prefix) is
+// still l, as written by the same acquisition or renewal.
+func leaseMatch(prefix string, l Lease) string {
+	return prefix + "leader_id = " + literal(l.LeaderID) +
+		" AND " + prefix + "elected_at = " + micros(l.ElectedAt) +
+		" AND " + prefix + "expires_at = " + micros(l.ExpiresAt)
+}
+
+// micros renders t as a timestamptz to the microsecond, whatever the
+// session's TimeZone and DateStyle.
+func micros(t time.Time) string {
+	return "timestamptz 'epoch' + " + itoa(t.UnixMicro()) + " * interval '1 microsecond'"
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

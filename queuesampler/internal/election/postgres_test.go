@@ -36,7 +36,7 @@ func store(t *testing.T, dsn string, opts ...PostgresOption) *Postgres {
 // stores on two connections to the same database compete for one key.
 func exerciseStore(t *testing.T, a, b Store) {
 	ctx := context.Background()
-	const key = 42
+	key := time.Now().UnixNano() // a key of its own: the table outlives the call
 	const ttl = 2 * time.Second
 	la, err := a.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "a", TTL: ttl})
 	if err != nil {
@@ -74,25 +74,31 @@ func exerciseStore(t *testing.T, a, b Store) {
 	if err := a.Release(ctx, ReleaseParams{Key: key, Term: la.Term}); err != nil {
 		t.Fatal(err)
 	}
-	lb, err := b.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "b", TTL: 200 * time.Millisecond})
+	lb, err := b.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "b", TTL: time.Millisecond})
 	if err != nil {
 		t.Fatalf("b after a's release: %v", err)
 	}
-	// Expired on the database's clock, it is a's again, and b's term is
-	// gone for good.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := a.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "a", TTL: ttl})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrHeld) || time.Now().After(deadline) {
-			t.Fatalf("a after b's lease expired: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Past its expiry on the database's clock, b's lease is still held:
+	// only a candidate that saw the same row TTL ago may take it.
+	time.Sleep(20 * time.Millisecond)
+	seen, err := a.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "a", TTL: ttl})
+	if !errors.Is(err, ErrHeld) || !seen.Same(lb) {
+		t.Fatalf("a against b's lease past its expiry: %+v, %v; want ErrHeld and b's lease", seen, err)
+	}
+	// b renews: the row a saw is gone, so a's claim that it is stale fails.
+	lb2, err := b.Renew(ctx, RenewParams{Key: key, Term: lb.Term, TTL: ttl})
+	if err != nil {
+		t.Fatalf("b renews its lease past its expiry, nobody having taken it: %v", err)
+	}
+	if got, err := a.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "a", TTL: ttl, Stale: seen}); !errors.Is(err, ErrHeld) || !got.Same(lb2) {
+		t.Fatalf("a claims a lease renewed since it saw it: %+v, %v; want ErrHeld and the renewed lease", got, err)
+	}
+	// b renews no more: the row a saw last is stale, and a takes it.
+	if _, err := a.TryAcquire(ctx, AcquireParams{Key: key, LeaderID: "a", TTL: ttl, Stale: lb2}); err != nil {
+		t.Fatalf("a takes the stale lease: %v", err)
 	}
 	if _, err := b.Renew(ctx, RenewParams{Key: key, Term: lb.Term, TTL: ttl}); !errors.Is(err, ErrLeaseLost) {
-		t.Fatalf("b renews an expired, retaken lease: %v", err)
+		t.Fatalf("b renews a retaken lease: %v", err)
 	}
 }
 
@@ -149,8 +155,8 @@ func TestPostgresStoreInstall(t *testing.T) {
 	if _, err := store(t, db.URL).TryAcquire(ctx, AcquireParams{Key: 1, LeaderID: "owner", TTL: time.Second}); err != nil {
 		t.Fatalf("superuser, no table: %v", err)
 	}
-	if _, err := weak.TryAcquire(ctx, AcquireParams{Key: 2, LeaderID: "weak", TTL: time.Second}); !errors.Is(err, ErrNotInstalled) {
-		t.Fatalf("unprivileged role, table without grant: %v, want ErrNotInstalled", err)
+	if _, err := weak.TryAcquire(ctx, AcquireParams{Key: 2, LeaderID: "weak", TTL: time.Second}); !errors.Is(err, ErrNotPermitted) {
+		t.Fatalf("unprivileged role, table without grant: %v, want ErrNotPermitted", err)
 	}
 	if _, err := db.Pool.Exec(ctx, PostgresGrantSQL("pgmqotel_election_test")); err != nil {
 		t.Fatal(err)
