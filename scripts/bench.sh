@@ -30,6 +30,11 @@ median() {
     }' "$raw"
 }
 verdict() { awk -v c="$1" 'BEGIN { print (c ? "PASS" : "FAIL") }'; }
+# verdict3 MET BLOCKED: PASS when the target is met; BLOCKED when it is not
+# and the floor measured in the same run (what the work costs before any
+# code of this module) already misses it, so no implementation could meet
+# it here; FAIL otherwise.
+verdict3() { awk -v c="$1" -v b="$2" 'BEGIN { print (c ? "PASS" : (b ? "BLOCKED (the floor itself misses the target)" : "FAIL")) }'; }
 
 echo
 echo "== targets"
@@ -132,8 +137,10 @@ go test -run '^$' -benchmem -count "$count" -bench '^(BenchmarkPoolAcquire|Bench
 hk=$(median BenchmarkPoolAcquire hooked_ns/op)
 pl=$(median BenchmarkPoolAcquire plain_ns/op)
 r=$(median BenchmarkPoolAcquire hooked/plain)
+hr=$(median BenchmarkSDKHistogramRecord ns/op)
 printf 'bar 13 pool acquire+release with PoolTracer %7s ns | baseline un-hooked %7s ns | hook cost %5.1f%% (<= 2%%) | %s\n' \
-  "$hk" "$pl" "$(awk -v r="$r" 'BEGIN { print 100 * (r - 1) }')" "$(verdict "$(awk -v r="$r" 'BEGIN { print (r <= 1.02) }')")"
+  "$hk" "$pl" "$(awk -v r="$r" 'BEGIN { print 100 * (r - 1) }')" \
+  "$(verdict3 "$(awk -v r="$r" 'BEGIN { print (r <= 1.02) }')" "$(awk -v h="$hr" -v p="$pl" 'BEGIN { print (h > 0.02 * p) }')")"
 printf '       floor: pgx calling a no-op acquire hook %7s ns (%+.1f%% of the un-hooked call); the SDK histogram Record alone %s ns (%.1f%%)\n' \
   "$(median BenchmarkPoolAcquire noop_hook_ns/op)" "$(awk -v r="$(median BenchmarkPoolAcquire noop_hook/plain)" 'BEGIN { print 100 * (r - 1) }')" \
   "$(median BenchmarkSDKHistogramRecord ns/op)" "$(awk -v s="$(median BenchmarkSDKHistogramRecord ns/op)" -v p="$pl" 'BEGIN { print 100 * s / p }')"
@@ -193,7 +200,7 @@ f=$(median BenchmarkCollectManyQueues floor_ms)
 cpl=$(median BenchmarkCollectManyQueues complete)
 printf 'bar 14 whole collection (ManualReader.Collect, election included), 3,000 queues of 0-5 messages: %7s ms, every queue: %s | baseline warm metrics_all() %7s ms | ratio %5.2fx (>= 3x) | floor count(*) per queue table %7s ms | %s\n' \
   "$c" "$cpl" "$m" "$(awk -v c="$c" -v m="$m" 'BEGIN { print m / c }')" "$f" \
-  "$(verdict "$(awk -v c="$c" -v m="$m" -v k="$cpl" 'BEGIN { print (k == 1 && m >= 3 * c) }')")"
+  "$(verdict3 "$(awk -v c="$c" -v m="$m" -v k="$cpl" 'BEGIN { print (k == 1 && m >= 3 * c) }')" "$(awk -v f="$f" -v m="$m" 'BEGIN { print (m < 3 * f) }')")"
 w=$(median BenchmarkFirstCollectionAfterRestart worst_ms)
 cpl=$(median BenchmarkFirstCollectionAfterRestart complete)
 printf 'bar 15 first collection after a PostgreSQL restart, 10,000 queues: median %6s ms, worst %6s ms, every queue: %s | baseline sample timeout 2000 ms | floor (new session opening every queue table) %6s ms | %s\n' \
