@@ -43,7 +43,7 @@ const tracedQueue = "e2e_traced"
 //     own with its message's process span as its child;
 //   - the CLIENT "read <queue>" spans link to the creation contexts of the
 //     messages they fetched;
-//   - every span seen has the name and kind README's table of spans gives;
+//   - every span seen has the name and kind docs/tracing.md's table of spans gives;
 //   - Prometheus has an exemplar on messaging_process_duration_seconds
 //     whose trace id Jaeger has, with the process span it names.
 func TestTracesEndToEnd(t *testing.T) {
@@ -203,7 +203,7 @@ func TestTracesEndToEnd(t *testing.T) {
 		})
 	})
 
-	t.Run("README's table of spans", func(t *testing.T) {
+	t.Run("docs/tracing.md's table of spans", func(t *testing.T) {
 		table := readmeSpanKinds(t)
 		got := map[string]bool{}
 		for _, sp := range seen {
@@ -214,7 +214,7 @@ func TestTracesEndToEnd(t *testing.T) {
 			key := op + " <queue> " + strings.ToUpper(sp.Tag("span.kind"))
 			got[key] = true
 			if !table[key] {
-				t.Errorf("span %q of kind %s is not in README's table of spans %v", sp.OperationName, sp.Tag("span.kind"), table)
+				t.Errorf("span %q of kind %s is not in docs/tracing.md's table of spans %v", sp.OperationName, sp.Tag("span.kind"), table)
 			}
 		}
 		keys := slices.Sorted(maps.Keys(got))
@@ -361,18 +361,18 @@ func links(sp stack.JaegerSpan) []string {
 // follows reports whether sp links to the span id.
 func follows(sp stack.JaegerSpan, id string) bool { return slices.Contains(links(sp), id) }
 
-// readmeSpanKinds reads README.md's table of spans (between
+// readmeSpanKinds reads docs/tracing.md's table of spans (between
 // <!-- spans:start --> and <!-- spans:end -->) as a set of "name kind",
 // the queue written <queue>.
 func readmeSpanKinds(t *testing.T) map[string]bool {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/tracing.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?s)<!-- spans:start -->(.*)<!-- spans:end -->`).FindSubmatch(b)
 	if m == nil {
-		t.Fatal("README.md has no table of spans")
+		t.Fatal("docs/tracing.md has no table of spans")
 	}
 	out := map[string]bool{}
 	for _, r := range regexp.MustCompile("(?m)^\\| [^|]* \\| `([^`]+)` \\| (PRODUCER|CONSUMER|CLIENT) \\|").FindAllSubmatch(m[1], -1) {

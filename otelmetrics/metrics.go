@@ -19,7 +19,7 @@ const ScopeName = "github.com/pgmqotel/pgmqotel/otelmetrics"
 // Version is the version of this instrumentation, reported as the scope version.
 const Version = "0.1.0"
 
-// Instrument names. README.md lists them with units and attributes; a test
+// Instrument names. docs/metrics.md lists them with units and attributes; a test
 // keeps the two in step.
 const (
 	MetricProcessorActive   = "orchestration.processor.active"

@@ -25,5 +25,5 @@ func TestReadmeMetricsTableMatchesCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	readme.CheckMetricsTable(t, "../README.md", func(name string) bool { return !readme.TracingMetric(name) }, rec.Instruments())
+	readme.CheckMetricsTable(t, "../docs/metrics.md", func(name string) bool { return !readme.TracingMetric(name) }, rec.Instruments())
 }

@@ -109,18 +109,18 @@ func checkSpan(t *testing.T, s sdktrace.ReadOnlySpan, queue string, srv pgmqclie
 	}
 }
 
-// readmeSpans returns the span rows of README.md's Tracing table (between
+// readmeSpans returns the span rows of docs/tracing.md's table of spans (between
 // <!-- spans:start --> and <!-- spans:end -->) as "name kind", the queue
 // written <queue>.
 func readmeSpans(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/tracing.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?s)<!-- spans:start -->(.*)<!-- spans:end -->`).FindSubmatch(b)
 	if m == nil {
-		t.Fatal("README.md has no <!-- spans:start --> ... <!-- spans:end --> table")
+		t.Fatal("docs/tracing.md has no <!-- spans:start --> ... <!-- spans:end --> table")
 	}
 	row := regexp.MustCompile("(?m)^\\| [^|]* \\| `([^`]+)` \\| (PRODUCER|CONSUMER|CLIENT) \\|")
 	var out []string
@@ -138,7 +138,7 @@ func readmeSpans(t *testing.T) []string {
 // settle, failures) for name, kind, parent, links and attributes; each
 // instrument for name, unit, kind, attributes and buckets; the send and
 // settle durations of span and metric for being one measurement; and the
-// README's table of spans for listing exactly these.
+// docs/tracing.md's table of spans for listing exactly these.
 func TestConformance(t *testing.T) {
 	f := setup(t, []string{"c"})
 	cfg := f.db.Pool.Config().ConnConfig
@@ -321,10 +321,10 @@ func TestConformance(t *testing.T) {
 	}))
 	check(fail, "missing", spanWant{op: "read", opType: semconv.MessagingOperationTypeReceive, kind: trace.SpanKindClient, failed: true})
 
-	t.Run("README table of spans", func(t *testing.T) {
+	t.Run("docs/tracing.md table of spans", func(t *testing.T) {
 		slices.Sort(seen)
 		if got, want := slices.Compact(seen), readmeSpans(t); !slices.Equal(got, want) {
-			t.Errorf("spans made %q, README's table lists %q", got, want)
+			t.Errorf("spans made %q, docs/tracing.md's table lists %q", got, want)
 		}
 	})
 	t.Run("instruments", func(t *testing.T) { checkInstruments(t, f, srv) })

@@ -45,7 +45,7 @@
 // limit reads as absent. WithoutMessageBaggage drops the baggage messages
 // carry.
 //
-// Metrics (units and attributes in the README's table):
+// Metrics (units and attributes in docs/metrics.md):
 // messaging.client.sent.messages, messaging.client.consumed.messages,
 // messaging.client.operation.duration, messaging.process.duration,
 // pgmq.message.wait.duration (enqueued_at to the first read, including any

@@ -24,7 +24,7 @@ const Version = "0.1.0"
 // System is the value of messaging.system.
 const System = "pgmq"
 
-// Instrument names. README.md lists them with units and attributes; a test
+// Instrument names. docs/metrics.md lists them with units and attributes; a test
 // keeps the two in step.
 const (
 	MetricSentMessages      = "messaging.client.sent.messages"

@@ -16,5 +16,5 @@ func TestReadmeMetricsTableMatchesCode(t *testing.T) {
 	if n := len(rec.Instruments()); n != 7 {
 		t.Errorf("NewTracer registered %d instruments, want 7: %v", n, rec.Instruments())
 	}
-	readme.CheckMetricsTable(t, "../README.md", readme.TracingMetric, rec.Instruments())
+	readme.CheckMetricsTable(t, "../docs/metrics.md", readme.TracingMetric, rec.Instruments())
 }

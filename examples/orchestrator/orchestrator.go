@@ -81,7 +81,7 @@ func run(ctx context.Context, cfg Config, health net.Listener, out io.Writer, pr
 	// rest. (Each distinct failure is reported once.)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "err", err) }))
 
-	// Wiring, as in the README's "Add it to a program". Nothing here
+	// Wiring, as in the README's "Your first program". Nothing here
 	// connects: the pool, the exporter and the queue sampler all connect
 	// lazily, so the orchestrator starts (and serves /healthz) while the
 	// database or the collector is still down.

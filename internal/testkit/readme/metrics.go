@@ -1,6 +1,6 @@
-// Package readme keeps README.md honest: its test compiles the README's Go
+// Package readme keeps README.md and docs/ honest: its test compiles their Go
 // snippets, and CheckMetricsTable lets each instrumented package hold the
-// README's metrics table to the instruments it registers.
+// metrics table of docs/metrics.md to the instruments it registers.
 package readme
 
 import (
@@ -81,7 +81,8 @@ var (
 	rowRE   = regexp.MustCompile("^\\|\\s*`([^`]+)`\\s*\\|\\s*([^|]+?)\\s*\\|\\s*`([^`]*)`\\s*\\|")
 )
 
-// CheckMetricsTable compares the rows of the README's metrics table (between
+// CheckMetricsTable compares the rows of the metrics table of the file at
+// path (docs/metrics.md; between
 // <!-- metrics:start --> and <!-- metrics:end -->) whose name owns accepts
 // with registered (name -> "kind unit", from a Recorder): every instrument
 // documented, every documented one registered, kinds and units alike.
@@ -114,11 +115,11 @@ func CheckMetricsTable(t testing.TB, readmePath string, owns func(name string) b
 		doc, inDoc := documented[n]
 		switch {
 		case !inDoc:
-			t.Errorf("%s (%s) is registered but not in the README", n, code)
+			t.Errorf("%s (%s) is registered but not in the metrics table", n, code)
 		case !inCode:
-			t.Errorf("%s is in the README but not registered", n)
+			t.Errorf("%s is in the metrics table but not registered", n)
 		case code != doc:
-			t.Errorf("%s: code says %q, the README says %q", n, code, doc)
+			t.Errorf("%s: code says %q, the metrics table says %q", n, code, doc)
 		}
 	}
 }

@@ -17,11 +17,15 @@ import (
 	"github.com/pgmqotel/pgmqotel/pgmqclient/pgmqtest"
 )
 
-// snippet is one ```go block of the README.
+// snippet is one ```go block of the README or of a document in docs/.
 type snippet struct {
-	line int // where the block starts, for messages
+	file string // relative to the module's root
+	line int    // where the block starts, for messages
 	code string
 }
+
+// where names the block for messages and subtests.
+func (s snippet) where() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
 
 // goBlocks returns the README's ```go blocks.
 func goBlocks(readme string) []snippet {
@@ -50,16 +54,28 @@ func moduleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-// readmeBlocks returns the Go blocks of the module's README.md.
+// readmeBlocks returns the Go blocks of the module's README.md and of the
+// documents in docs/.
 func readmeBlocks(t *testing.T) []snippet {
 	t.Helper()
-	readme, err := os.ReadFile(filepath.Join(moduleRoot(), "README.md"))
+	docs, err := filepath.Glob(filepath.Join(moduleRoot(), "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := goBlocks(string(readme))
+	var blocks []snippet
+	for _, path := range append([]string{filepath.Join(moduleRoot(), "README.md")}, docs...) {
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(moduleRoot(), path)
+		for _, b := range goBlocks(string(text)) {
+			b.file = rel
+			blocks = append(blocks, b)
+		}
+	}
 	if len(blocks) < 3 {
-		t.Fatalf("found %d Go blocks in README.md", len(blocks))
+		t.Fatalf("found %d Go blocks in README.md and docs/", len(blocks))
 	}
 	return blocks
 }
@@ -77,9 +93,9 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 		t.Skip("builds packages")
 	}
 	for _, b := range readmeBlocks(t) {
-		t.Run(fmt.Sprintf("line %d", b.line), func(t *testing.T) {
+		t.Run(b.where(), func(t *testing.T) {
 			if out, err := buildSnippet(t, b, ""); err != nil {
-				t.Fatalf("README.md's Go block at line %d does not build as it stands:\n%s", b.line, out)
+				t.Fatalf("the Go block at %s does not build as it stands:\n%s", b.where(), out)
 			}
 		})
 	}
@@ -163,7 +179,7 @@ func TestReadmeProgramsDeliver(t *testing.T) {
 			continue
 		}
 		ran++
-		t.Run(fmt.Sprintf("line %d", b.line), func(t *testing.T) {
+		t.Run(b.where(), func(t *testing.T) {
 			bin := filepath.Join(t.TempDir(), "snippet")
 			if out, err := buildSnippet(t, b, bin); err != nil {
 				t.Fatalf("does not build:\n%s", out)
