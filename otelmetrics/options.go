@@ -55,10 +55,14 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	})
 }
 
-// WithPool reports a connection pool's utilization under the given name
-// (db.client.connection.pool.name). An empty name derives one from the
-// pool's configuration as server.address:server.port/db.namespace, which
-// never contains credentials. May be given once per pool; nil is ignored.
+// WithPool reports a connection pool's connections and utilization under
+// the given name (db.client.connection.pool.name). An empty name derives
+// one from the pool's configuration as
+// server.address:server.port/db.namespace, which never contains
+// credentials. When the pool's configuration holds a PoolTracer (alone or
+// in a pgx multitracer, set before the pool was built), its acquires feed
+// db.client.connection.wait_time too. May be given once per pool; nil is
+// ignored.
 func WithPool(name string, pool *pgxpool.Pool) Option {
 	return optionFunc(func(c *config) {
 		if pool != nil {
