@@ -247,6 +247,13 @@ func startOrchestrator(ctx context.Context, dir string, col *stack.Collector, ar
 	cmd.Env = append(os.Environ(), col.OTLPEnv()...)
 	cmd.Env = append(cmd.Env, "DATABASE_URL="+dbURL, "OTEL_SERVICE_NAME=orchestrator", "OTEL_METRIC_EXPORT_INTERVAL=5000")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// A process group of its own: Ctrl-C in a terminal signals the whole
+	// foreground group, and the orchestrator, which takes a second signal
+	// as "stop at once", would get devstack's SIGTERM on top of the
+	// terminal's SIGINT and die before its last summary and export.
+	// devstack alone is interrupted and sends it one SIGTERM; SIGTERM too
+	// if devstack dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("start orchestrator: %w", err), logFile.Close())
 	}
