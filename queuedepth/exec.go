@@ -109,14 +109,21 @@ func (e *executor) run(ctx context.Context, stmts []stmt) ([]result, []error, er
 			e.trips = append(e.trips, time.Since(began))
 			txs = txs[n:]
 		}
+		before := len(pending)
 		pending = pending[:0]
+		var skippedBy error
 		for i, err := range errs {
 			if errors.Is(err, errSkipped) {
 				pending = append(pending, i)
-				errs[i] = nil
+				errs[i], skippedBy = nil, err
 			} else if err != nil && e.inTx {
 				return nil, nil, err
 			}
+		}
+		if len(pending) == before {
+			// Nothing ran: the transactions failed before their first
+			// statement (their prefix). Trying again would do the same.
+			return nil, nil, skippedBy
 		}
 	}
 	return results, errs, nil
